@@ -1,0 +1,177 @@
+"""The trace schema: ``ClaudeTrace``, ``ToolCall`` and ``ReasoningSignals``.
+
+Field names follow the original design (``user_prompt``, ``tool_calls`` with ``tool``,
+``args``, ``output``, ``reasoning``; ``claude_response``; ``reasoning_signals``) plus what
+the real Claude Code payloads give (ids, timings, failures, subagents, provenance).
+
+Every stored record carries ``schema_version``. ``upgrade()`` runs the ordered
+``MIGRATIONS`` so a record written by any earlier version loads: never edit a
+migration once released, append a new one and bump ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+# trace ids are uuid5 in this namespace, so every source derives the same id
+TRACE_NAMESPACE = uuid.UUID("6b1f3c52-4a8e-5d0b-9c47-2f1e8a7d3b60")
+
+CaptureSource = Literal["hooks", "transcript", "proxy", "manual"]
+
+
+class ExplorationDepth(StrEnum):
+    MINIMAL = "minimal"  # 1-2 steps
+    MODERATE = "moderate"  # 3-5
+    THOROUGH = "thorough"  # 6-9
+    EXHAUSTIVE = "exhaustive"  # 10+
+
+
+class WorkflowType(StrEnum):
+    LINEAR = "linear"
+    EXPLORATORY = "exploratory"
+    PARALLEL = "parallel"
+    ITERATIVE = "iterative"
+
+
+class _Model(BaseModel):
+    # Unknown keys from newer writers are kept, not dropped: the store is append-only
+    # and an older reader must not lose data when it rewrites a record.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class ToolCall(_Model):
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    output: str = ""  # the text the model saw as the tool_result
+    reasoning: str = ""  # assistant text emitted before this call in the same turn
+    thinking: str = ""  # thinking emitted before this call
+    tool_use_id: str | None = None
+    success: bool = True
+    error: str | None = None
+    is_interrupt: bool = False
+    duration_ms: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    tool_response: Any = None  # the structured result Claude Code reports to hooks
+    message_id: str | None = None  # API message that issued it (shared by parallel calls)
+    batch: int | None = None  # n-th tool-using assistant message of its agent in the turn
+    agent_id: str | None = None  # set for calls made inside a subagent
+    agent_type: str | None = None
+    parent_tool_use_id: str | None = None  # the Agent call that started that subagent
+
+
+class ReasoningSignals(_Model):
+    tool_sequence: list[str] = Field(default_factory=list)
+    reasoning_steps: int = 0
+    exploration_depth: ExplorationDepth = ExplorationDepth.MINIMAL
+    used_terminal: bool = False
+    multi_step_reasoning: bool = False
+    constraints_detected: list[str] = Field(default_factory=list)
+    pruning_decisions: list[str] = Field(default_factory=list)
+    self_corrections: list[str] = Field(default_factory=list)
+    workflow_type: WorkflowType = WorkflowType.LINEAR
+    explicit_plan: str | None = None
+    reasoning_chain: list[str] = Field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class ClaudeTrace(_Model):
+    schema_version: int = SCHEMA_VERSION
+    trace_id: str
+    user_prompt: str
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    claude_response: str = ""
+    reasoning_signals: ReasoningSignals = Field(default_factory=ReasoningSignals)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    session_id: str | None = None
+    prompt_id: str | None = None
+    cwd: str | None = None
+    git_branch: str | None = None
+    model: str | None = None
+    claude_code_version: str | None = None
+    permission_mode: str | None = None
+    sources: list[CaptureSource] = Field(default_factory=list)
+    complete: bool = False  # the turn reached Stop / a final answer
+    rating: Literal["up", "down"] | None = None
+    rating_note: str | None = None
+
+    @property
+    def timestamp(self) -> datetime | None:  # the seed's name for the start time
+        return self.started_at
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready dict that the store writes (one JSONL line)."""
+        return self.model_dump(mode="json")
+
+
+def trace_id_for(session_id: str | None, prompt_id: str | None, prompt: str, started: str) -> str:
+    """Stable id: every capture source derives the same id for the same user turn."""
+    key = f"{session_id}\n{prompt_id}" if prompt_id else f"{session_id}\n{started}\n{prompt}"
+    return str(uuid.uuid5(TRACE_NAMESPACE, key))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+def _v0_to_v1(rec: dict[str, Any]) -> dict[str, Any]:
+    """v0 is the original design's manual-capture record (no schema_version).
+
+    It had ``timestamp`` (ISO string), ``user_rating``/``rating`` as text or a number,
+    and ``reasoning_signals.exploration_depth`` as the enum value.
+    """
+    rec = dict(rec)
+    if "timestamp" in rec and "started_at" not in rec:
+        rec["started_at"] = rec.pop("timestamp")
+    rating = rec.pop("user_rating", rec.get("rating"))
+    if isinstance(rating, int | float):
+        rating = "up" if rating > 0 else "down" if rating < 0 else None
+    elif isinstance(rating, str):
+        rating = {"up": "up", "good": "up", "thumbs_up": "up", "down": "down", "bad": "down",
+                  "thumbs_down": "down"}.get(rating.lower())
+    rec["rating"] = rating
+    rec.setdefault("sources", ["manual"])
+    rec.setdefault("trace_id", str(uuid.uuid4()))
+    rec.setdefault("complete", bool(rec.get("claude_response")))
+    return rec
+
+
+MIGRATIONS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v0_to_v1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class SchemaError(ValueError):
+    """A record that cannot be upgraded to the current schema."""
+
+
+def upgrade(rec: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored record of any earlier schema version up to ``SCHEMA_VERSION``."""
+    version = rec.get("schema_version", 0)
+    if not isinstance(version, int) or version < 0:
+        raise SchemaError(f"bad schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"schema_version {version} is newer than this claude-bc ({SCHEMA_VERSION}): upgrade it"
+        )
+    for migrate in MIGRATIONS[version:]:
+        rec = migrate(rec)
+    rec["schema_version"] = SCHEMA_VERSION
+    return rec
+
+
+def load_trace(rec: dict[str, Any]) -> ClaudeTrace:
+    return ClaudeTrace.model_validate(upgrade(rec))

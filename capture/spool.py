@@ -1,0 +1,166 @@
+"""The hook spool: reading what ``hooks/record.py`` appended, and turning it into turns.
+
+A spool line is ``{"v":1,"t":<receive time>,"p":<hook payload>}``. The payload field
+names are those recorded from the real CLI (``shared/fixtures/claude-code``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capture.store import Problem
+from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
+
+
+@dataclass
+class HookEvent:
+    t: float
+    payload: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.payload.get("hook_event_name", ""))
+
+
+@dataclass
+class SpoolRead:
+    events: list[HookEvent] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_spool(path: Path) -> SpoolRead:
+    """Every well-formed record of a spool file; bad lines are reported, not fatal."""
+    out = SpoolRead()
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                rec = json.loads(raw)
+                payload = rec["p"]
+                if not isinstance(payload, dict):
+                    raise ValueError("payload is not an object")
+                out.events.append(HookEvent(float(rec["t"]), payload))
+            except (ValueError, KeyError, TypeError) as exc:
+                out.problems.append(Problem(path, number, f"bad spool record: {exc}"))
+    return out
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
+    """One ``TurnDraft`` per UserPromptSubmit (events of one session, in receive order)."""
+    turns: dict[str, TurnDraft] = {}
+    display: dict[str, dict[str, dict[int, str]]] = {}  # prompt -> display msg -> index -> delta
+    pending: dict[str, list[str]] = {}  # prompt -> display messages not yet given to a call
+    batches: dict[tuple[str, str | None], int] = {}  # (prompt, agent) -> batches seen
+    agent_calls_open: list[CallDraft] = []
+
+    def turn_for(p: dict[str, Any]) -> TurnDraft | None:
+        pid = p.get("prompt_id")
+        return turns.get(pid) if isinstance(pid, str) else None
+
+    for ev in sorted(events, key=lambda e: e.t):
+        p, t = ev.payload, ev.t
+        name = ev.name
+        if name == "UserPromptSubmit" and isinstance(p.get("prompt_id"), str):
+            pid = p["prompt_id"]
+            turns.setdefault(pid, TurnDraft(
+                source="hooks", prompt=_text(p.get("prompt")), prompt_id=pid,
+                session_id=p.get("session_id"), started_at=t, cwd=p.get("cwd"),
+                permission_mode=p.get("permission_mode"),
+            ))
+            continue
+        turn = turn_for(p)
+        if turn is None:
+            continue
+        turn.ended_at = max(turn.ended_at or t, t)
+        if name == "MessageDisplay":
+            msgs = display.setdefault(turn.prompt_id or "", {})
+            mid = str(p.get("message_id"))
+            if mid not in msgs:
+                pending.setdefault(turn.prompt_id or "", []).append(mid)
+            idx = p.get("index")
+            msgs.setdefault(mid, {})[idx if isinstance(idx, int) else len(msgs[mid])] = _text(p.get("delta"))
+        elif name == "PreToolUse" and isinstance(p.get("tool_use_id"), str):
+            call = turn.call(p["tool_use_id"])
+            call.tool = _text(p.get("tool_name"))
+            call.args = p.get("tool_input") if isinstance(p.get("tool_input"), dict) else {}
+            call.started_at = t
+            call.agent_id = p.get("agent_id")
+            call.agent_type = p.get("agent_type")
+            if call.agent_id is None:
+                # assistant text shown since the last call is this call's reasoning
+                msgs = display.get(turn.prompt_id or "", {})
+                shown = pending.pop(turn.prompt_id or "", [])
+                call.reasoning = "\n\n".join(
+                    "".join(d for _, d in sorted(msgs[m].items())) for m in shown
+                ).strip()
+                if call.tool in AGENT_TOOLS:
+                    agent_calls_open.append(call)
+        elif name in ("PostToolUse", "PostToolUseFailure") and isinstance(p.get("tool_use_id"), str):
+            call = turn.call(p["tool_use_id"])
+            call.tool = call.tool or _text(p.get("tool_name"))
+            if not call.args and isinstance(p.get("tool_input"), dict):
+                call.args = p["tool_input"]
+            call.agent_id = call.agent_id or p.get("agent_id")
+            call.ended_at = t
+            if isinstance(p.get("duration_ms"), int):
+                call.duration_ms = p["duration_ms"]
+            if name == "PostToolUse":
+                call.success = True
+                call.tool_response = p.get("tool_response")
+            else:
+                call.success = False
+                call.error = _text(p.get("error")) or "failed"
+                call.is_interrupt = bool(p.get("is_interrupt"))
+        elif name == "PostToolBatch":
+            key = (turn.prompt_id or "", p.get("agent_id"))
+            batch = batches.get(key, 0)
+            batches[key] = batch + 1
+            items = [i for i in p.get("tool_calls") or [] if isinstance(i, dict)
+                     and isinstance(i.get("tool_use_id"), str)]
+            in_batch = [turn.call(item["tool_use_id"]) for item in items]
+            for index, (item, call) in enumerate(zip(items, in_batch, strict=True)):
+                call.tool = call.tool or _text(item.get("tool_name"))
+                call.batch, call.index = batch, index
+                call.agent_id = call.agent_id or p.get("agent_id")
+                resp = item.get("tool_response")
+                call.output = resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False)
+            if in_batch:
+                # parallel calls start in any order; the text belongs to the first block
+                text = "\n\n".join(c.reasoning for c in in_batch if c.reasoning)
+                for c in in_batch:
+                    c.reasoning = ""
+                in_batch[0].reasoning = text
+        elif name == "SubagentStart" and agent_calls_open:
+            agent_calls_open.pop(0).tool_response = {"agentId": p.get("agent_id")}
+        elif name == "Stop":
+            turn.response = _text(p.get("last_assistant_message")) or turn.response
+            turn.complete = True
+        elif name == "SessionStart" and p.get("model"):
+            turn.model = p.get("model")
+    return list(turns.values())
+
+
+def transcript_paths(events: list[HookEvent]) -> tuple[Path | None, dict[str, Path]]:
+    """The session transcript and the subagent transcripts named by the hooks."""
+    main: Path | None = None
+    subs: dict[str, Path] = {}
+    for ev in events:
+        tp = ev.payload.get("transcript_path")
+        if isinstance(tp, str) and tp:
+            main = Path(tp)
+        atp, aid = ev.payload.get("agent_transcript_path"), ev.payload.get("agent_id")
+        if isinstance(atp, str) and isinstance(aid, str) and atp:
+            subs[aid] = Path(atp)
+    return main, subs
+
+
+def iter_spools(spool_dir: Path) -> Iterator[Path]:
+    if spool_dir.is_dir():
+        yield from sorted(spool_dir.glob("*.jsonl"))

@@ -1,0 +1,142 @@
+"""``TraceStorage``: the one trace store, an append-only JSONL file.
+
+* Many writers at once (hook workers of parallel sessions, imports, the proxy): each
+  append takes an exclusive ``flock`` and writes whole lines with one ``write``.
+* A record is never edited in place. Writing a trace whose ``trace_id`` already exists
+  appends a newer version; readers keep the last version of each id. Re-assembling
+  the same turn therefore never duplicates it.
+* A torn last line (a writer killed mid-write) is skipped and reported, never fatal,
+  and the next append starts on a fresh line so it cannot be glued onto the torn one.
+* Files are 0600 in 0700 folders.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from capture import paths
+from capture.errors import BCError
+from capture.schema import ClaudeTrace, SchemaError, load_trace
+
+TRACES_FILE = "traces.jsonl"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A line that could not be read; reported, never fatal."""
+
+    path: Path
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass
+class TraceStorage:
+    """JSONL trace store under ``$BC_HOME/traces`` (or ``root`` if given)."""
+
+    root: Path | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root) if self.root else paths.traces_dir()
+
+    @property
+    def path(self) -> Path:
+        assert self.root is not None
+        return self.root / TRACES_FILE
+
+    # --- writing ------------------------------------------------------------------------
+
+    def append(self, traces: Iterable[ClaudeTrace]) -> int:
+        """Append traces (as new versions); returns how many were written."""
+        data = b"".join(
+            json.dumps(t.record(), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            for t in traces
+        )
+        if not data:
+            return 0
+        assert self.root is not None
+        paths.ensure_dir(self.root)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            end = os.lseek(fd, 0, os.SEEK_END)
+            if end and os.pread(fd, 1, end - 1) != b"\n":
+                data = b"\n" + data  # seal a torn last line so this record stays whole
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                os.ftruncate(fd, end)
+                raise BCError(f"cannot write {self.path}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+        return data.count(b"\n") - data.startswith(b"\n")
+
+    def save_trace(self, trace: ClaudeTrace) -> None:
+        """The original design's single-trace save."""
+        self.append([trace])
+
+    # --- reading ------------------------------------------------------------------------
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every stored record in file order (all versions); bad lines go to ``problems``."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    rec = json.loads(raw)
+                    if not isinstance(rec, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError as exc:
+                    torn = not raw.endswith(b"\n")
+                    reason = "torn last line (skipped)" if torn else f"malformed line: {exc}"
+                    self.problems.append(Problem(self.path, number, reason))
+                    continue
+                yield rec
+
+    def latest(self) -> dict[str, ClaudeTrace]:
+        """The last version of every trace, keyed by id, in order of first appearance."""
+        out: dict[str, ClaudeTrace] = {}
+        for number, rec in enumerate(self.records(), 1):
+            try:
+                trace = load_trace(rec)
+            except (ValidationError, SchemaError) as exc:
+                first = str(exc).splitlines()[0]
+                self.problems.append(Problem(self.path, number, f"invalid trace: {first}"))
+                continue
+            out[trace.trace_id] = trace
+        return out
+
+    def load_traces(self) -> list[ClaudeTrace]:
+        return list(self.latest().values())
+
+    def count(self) -> int:
+        return len(self.latest())
+
+    def get(self, ident: str) -> ClaudeTrace:
+        """A trace by id or unique id prefix (as ``git`` resolves short hashes)."""
+        traces = self.latest()
+        if ident in traces:
+            return traces[ident]
+        hits = [t for tid, t in traces.items() if tid.startswith(ident)]
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise BCError(f"no trace with id {ident!r}")
+        raise BCError(f"id prefix {ident!r} is ambiguous ({len(hits)} traces)")

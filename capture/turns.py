@@ -1,0 +1,277 @@
+"""The one assembler: partial turns from any capture source → merged, redacted ``ClaudeTrace``.
+
+Each source has a small adapter that reads its own format into ``TurnDraft``s
+(``capture.spool`` for hook payloads, ``capture.transcript`` for Claude Code's session
+files, and the proxy's API exchanges). Everything after that is shared and lives here:
+
+* ``merge`` matches turns across sources (``prompt_id``, else prompt text in order) and
+  tool calls by ``tool_use_id``, keeping the richer value of every field and recording
+  which sources contributed;
+* ``to_trace`` orders the calls as Claude issued them (message by message, block by
+  block; a subagent's calls right after the Agent call that started them), links
+  subagent calls, redacts every string and extracts the reasoning signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from capture.redact import redact
+from capture.schema import CaptureSource, ClaudeTrace, ToolCall, trace_id_for
+from capture.signals import extract_signals
+
+# Tools that start a subagent (``Task`` in older Claude Code versions).
+AGENT_TOOLS = frozenset({"Agent", "Task"})
+SOURCE_PRIORITY: tuple[CaptureSource, ...] = ("transcript", "proxy", "hooks", "manual")
+
+
+@dataclass
+class CallDraft:
+    tool_use_id: str
+    tool: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    output: str = ""
+    reasoning: str = ""
+    thinking: str = ""
+    success: bool | None = None  # None: no result seen (yet)
+    error: str | None = None
+    is_interrupt: bool = False
+    duration_ms: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    tool_response: Any = None
+    message_id: str | None = None
+    agent_id: str | None = None
+    agent_type: str | None = None
+    parent_tool_use_id: str | None = None
+    batch: int | None = None  # index of the issuing message among this agent's tool batches
+    index: int | None = None  # index of the call inside that batch
+
+
+@dataclass
+class TurnDraft:
+    source: CaptureSource
+    prompt: str
+    prompt_id: str | None = None
+    session_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    calls: dict[str, CallDraft] = field(default_factory=dict)
+    response: str = ""
+    complete: bool = False
+    cwd: str | None = None
+    git_branch: str | None = None
+    model: str | None = None
+    version: str | None = None
+    permission_mode: str | None = None
+    sources: set[CaptureSource] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.sources.add(self.source)
+
+    def call(self, tool_use_id: str) -> CallDraft:
+        if tool_use_id not in self.calls:
+            self.calls[tool_use_id] = CallDraft(tool_use_id)
+        return self.calls[tool_use_id]
+
+
+# --- merging ------------------------------------------------------------------------------
+
+
+def _richer_str(a: str, b: str) -> str:
+    return b if len(b.strip()) > len(a.strip()) else a
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return min(a, b) if a is not None and b is not None else _first(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return max(a, b) if a is not None and b is not None else _first(a, b)
+
+
+def merge_call(a: CallDraft, b: CallDraft) -> CallDraft:
+    """Field by field, the richer value; ``a`` is the higher-priority source."""
+    # a failure seen by any source wins: it is what happened
+    success = None if a.success is b.success is None else False not in (a.success, b.success)
+    return CallDraft(
+        tool_use_id=a.tool_use_id,
+        tool=a.tool or b.tool,
+        args=a.args if len(a.args) >= len(b.args) else b.args,
+        output=_richer_str(a.output, b.output),
+        reasoning=_richer_str(a.reasoning, b.reasoning),
+        thinking=_richer_str(a.thinking, b.thinking),
+        success=success,
+        error=_richer_str(a.error or "", b.error or "") or None,
+        is_interrupt=a.is_interrupt or b.is_interrupt,
+        duration_ms=_first(a.duration_ms, b.duration_ms),
+        started_at=_min(a.started_at, b.started_at),
+        ended_at=_max(a.ended_at, b.ended_at),
+        tool_response=_first(a.tool_response, b.tool_response),
+        message_id=_first(a.message_id, b.message_id),
+        agent_id=_first(a.agent_id, b.agent_id),
+        agent_type=_first(a.agent_type, b.agent_type),
+        parent_tool_use_id=_first(a.parent_tool_use_id, b.parent_tool_use_id),
+        batch=_first(a.batch, b.batch),
+        index=_first(a.index, b.index),
+    )
+
+
+def merge_turn(a: TurnDraft, b: TurnDraft) -> TurnDraft:
+    calls = dict(a.calls)
+    for tid, call in b.calls.items():
+        calls[tid] = merge_call(calls[tid], call) if tid in calls else call
+    return TurnDraft(
+        source=a.source,
+        prompt=_richer_str(a.prompt, b.prompt),
+        prompt_id=_first(a.prompt_id, b.prompt_id),
+        session_id=_first(a.session_id, b.session_id),
+        started_at=_min(a.started_at, b.started_at),
+        ended_at=_max(a.ended_at, b.ended_at),
+        calls=calls,
+        response=_richer_str(a.response, b.response),
+        complete=a.complete or b.complete,
+        cwd=_first(a.cwd, b.cwd),
+        git_branch=_first(a.git_branch, b.git_branch),
+        model=_first(a.model, b.model),
+        version=_first(a.version, b.version),
+        permission_mode=_first(a.permission_mode, b.permission_mode),
+        sources=a.sources | b.sources,
+    )
+
+
+def _same_turn(a: TurnDraft, b: TurnDraft) -> bool:
+    if a.session_id and b.session_id and a.session_id != b.session_id:
+        return False
+    if a.prompt_id and b.prompt_id:
+        return a.prompt_id == b.prompt_id
+    return a.prompt.strip() == b.prompt.strip()
+
+
+def merge(*sources: list[TurnDraft]) -> list[TurnDraft]:
+    """Merge the turns of several sources into one list, in the order they happened."""
+    ordered = sorted((s for s in sources if s), key=lambda s: SOURCE_PRIORITY.index(s[0].source))
+    merged: list[TurnDraft] = []
+    for turns in ordered:
+        taken: set[int] = set()
+        for turn in turns:
+            hit = next(
+                (i for i, m in enumerate(merged) if i not in taken and _same_turn(m, turn)), None
+            )
+            if hit is None:
+                merged.append(turn)
+                taken.add(len(merged) - 1)
+            else:
+                merged[hit] = merge_turn(merged[hit], turn)
+                taken.add(hit)
+    merged.sort(key=lambda t: t.started_at if t.started_at is not None else float("inf"))
+    return merged
+
+
+# --- finishing ----------------------------------------------------------------------------
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _link_subagents(calls: list[CallDraft]) -> None:
+    """Give every subagent call the id of the Agent call that started its subagent."""
+    by_agent: dict[str, str] = {}
+    for c in calls:
+        if c.tool in AGENT_TOOLS and c.agent_id is None and isinstance(c.tool_response, dict):
+            agent = c.tool_response.get("agentId")
+            if isinstance(agent, str):
+                by_agent[agent] = c.tool_use_id
+    for c in calls:
+        if c.agent_id and not c.parent_tool_use_id:
+            c.parent_tool_use_id = by_agent.get(c.agent_id)
+
+
+def _order(calls: list[CallDraft]) -> list[CallDraft]:
+    """Main-agent calls as issued (batch, index); each subagent's calls after its Agent call."""
+    big = float("inf")
+
+    def own(c: CallDraft) -> tuple[float, float, float]:
+        return (
+            c.batch if c.batch is not None else big,
+            c.index if c.index is not None else big,
+            c.started_at if c.started_at is not None else big,
+        )
+
+    main = sorted((c for c in calls if not c.agent_id), key=own)
+    rank = {c.tool_use_id: i for i, c in enumerate(main)}
+    subs = sorted(
+        (c for c in calls if c.agent_id),
+        key=lambda c: (rank.get(c.parent_tool_use_id or "", big), c.agent_id or "", *own(c)),
+    )
+    out: list[CallDraft] = []
+    for c in main:
+        out.append(c)
+        out.extend(s for s in subs if s.parent_tool_use_id == c.tool_use_id)
+    out.extend(s for s in subs if s.parent_tool_use_id not in rank)
+    return out
+
+
+def to_trace(turn: TurnDraft) -> ClaudeTrace:
+    """The finished, redacted trace of one merged turn."""
+    calls = list(turn.calls.values())
+    _link_subagents(calls)
+    tool_calls = [
+        ToolCall(
+            tool=c.tool,
+            args=c.args,
+            output=c.output,
+            reasoning=c.reasoning,
+            thinking=c.thinking,
+            tool_use_id=c.tool_use_id,
+            success=c.success is not False,
+            error=c.error,
+            is_interrupt=c.is_interrupt,
+            duration_ms=c.duration_ms,
+            started_at=_dt(c.started_at),
+            ended_at=_dt(c.ended_at),
+            tool_response=c.tool_response,
+            message_id=c.message_id,
+            batch=c.batch,
+            agent_id=c.agent_id,
+            agent_type=c.agent_type,
+            parent_tool_use_id=c.parent_tool_use_id,
+        )
+        for c in _order(calls)
+    ]
+    started = _dt(turn.started_at)
+    trace = ClaudeTrace(
+        trace_id=trace_id_for(
+            turn.session_id, turn.prompt_id, turn.prompt, started.isoformat() if started else ""
+        ),
+        user_prompt=turn.prompt,
+        tool_calls=tool_calls,
+        claude_response=turn.response,
+        started_at=started,
+        ended_at=_dt(turn.ended_at),
+        session_id=turn.session_id,
+        prompt_id=turn.prompt_id,
+        cwd=turn.cwd,
+        git_branch=turn.git_branch,
+        model=turn.model,
+        claude_code_version=turn.version,
+        permission_mode=turn.permission_mode,
+        sources=sorted(turn.sources, key=SOURCE_PRIORITY.index),
+        complete=turn.complete,
+    )
+    # Redact before anything is derived from the text, so signals never hold a secret.
+    trace = ClaudeTrace.model_validate(redact(trace.record()))
+    trace.reasoning_signals = extract_signals(trace)
+    return trace
+
+
+def assemble(*sources: list[TurnDraft]) -> list[ClaudeTrace]:
+    """Turns from any mix of sources → one redacted ``ClaudeTrace`` per user prompt."""
+    return [to_trace(t) for t in merge(*sources) if t.prompt.strip()]

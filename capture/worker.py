@@ -1,0 +1,129 @@
+"""Assemble one session's spool into traces: ``python -m capture.worker SESSION_ID``.
+
+``hooks/record.py`` starts this detached at Stop, SubagentStop and SessionEnd. It reads
+the session's spool and the transcript the hooks point at, assembles one trace per
+user prompt the hooks saw, appends new or changed traces to the store, and deletes
+the spool once the session has ended. Runs for one session are serialised by a lock,
+and a per-session state file (trace id → content hash) makes re-running a no-op.
+Errors go to the side log, never to Claude Code.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from capture import paths
+from capture.errlog import log_error
+from capture.schema import ClaudeTrace
+from capture.spool import read_spool, transcript_paths, turns_from_hooks
+from capture.store import Problem, TraceStorage
+from capture.transcript import turns_from_transcript
+from capture.turns import assemble
+
+
+@dataclass
+class SessionResult:
+    session_id: str
+    traces: list[ClaudeTrace] = field(default_factory=list)
+    written: int = 0
+    ended: bool = False
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _digest(trace: ClaudeTrace) -> str:
+    data = json.dumps(trace.record(), sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _load_state(path: Path) -> dict[str, str]:
+    try:
+        state = json.loads(path.read_text())
+        return state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_state(path: Path, state: dict[str, str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh)
+    os.replace(tmp, path)
+
+
+def _drop_spool(spool: Path, size_read: int) -> None:
+    """Delete the spool unless a hook appended to it after we read it."""
+    fd = os.open(spool, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_size == size_read:
+            spool.unlink()
+    finally:
+        os.close(fd)
+
+
+def assemble_session(session_id: str, home: Path | None = None) -> SessionResult:
+    """Assemble (or re-assemble) one session from its spool; idempotent."""
+    result = SessionResult(session_id)
+    spool = paths.spool_dir(home) / f"{session_id}.jsonl"
+    state_dir = paths.ensure_dir(paths.state_dir(home))
+    lock_fd = os.open(state_dir / f"{session_id}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if not spool.exists():
+            return result
+        size = spool.stat().st_size
+        read = read_spool(spool)
+        result.problems += read.problems
+        hook_turns = turns_from_hooks(read.events)
+        seen = {t.prompt_id for t in hook_turns}
+        transcript, subagents = transcript_paths(read.events)
+        transcript_turns = []
+        if transcript and transcript.is_file():
+            turns, problems = turns_from_transcript(transcript, subagents)
+            result.problems += problems
+            # only the turns the hooks saw: the rest belongs to `bc-capture import`
+            prompts = {h.prompt.strip() for h in hook_turns}
+            transcript_turns = [
+                t for t in turns
+                if (t.prompt_id in seen if t.prompt_id else t.prompt.strip() in prompts)
+            ]
+        result.traces = assemble(hook_turns, transcript_turns)
+        state_path = state_dir / f"{session_id}.json"
+        state = _load_state(state_path)
+        changed = [t for t in result.traces if state.get(t.trace_id) != _digest(t)]
+        result.written = TraceStorage(paths.traces_dir(home)).append(changed)
+        state.update({t.trace_id: _digest(t) for t in changed})
+        _save_state(state_path, state)
+        result.ended = any(e.name == "SessionEnd" for e in read.events)
+        if result.ended:
+            _drop_spool(spool, size)
+        return result
+    finally:
+        os.close(lock_fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m capture.worker SESSION_ID", file=sys.stderr)
+        return 2
+    session = args[0]
+    try:
+        result = assemble_session(session)
+        for problem in result.problems:
+            log_error("assemble", session, str(problem))
+    except Exception as exc:  # noqa: BLE001 - detached: the log is the only place to report
+        log_error("assemble", session, f"{type(exc).__name__}: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

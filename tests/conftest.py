@@ -1,0 +1,60 @@
+"""Shared test helpers: the recorded Claude Code fixtures and an isolated BC_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BC_SHARED_DIR", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures" / "claude-code"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+
+
+def hook_events(run: str) -> list[dict[str, Any]]:
+    """The recorded hook log of a fixture run: [{event, t_start, payload, ...}]."""
+    path = FIXTURES / run / "hook-events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def stage_run(run: str, home: Path) -> tuple[str, Path]:
+    """Lay a fixture run out as the hooks would have: spool + transcript on disk.
+
+    Returns the session id and the transcript's new path. Transcript paths inside
+    the payloads are rewritten to the copy under ``home``.
+    """
+    src = FIXTURES / run
+    events = hook_events(run)
+    session = events[0]["payload"]["session_id"]
+    tdir = home / "projects"
+    tdir.mkdir(parents=True, exist_ok=True)
+    transcript = tdir / f"{session}.jsonl"
+    transcript.write_bytes((src / "transcript.jsonl").read_bytes())
+    subdir = src / "subagents"
+    if subdir.is_dir():
+        (tdir / session / "subagents").mkdir(parents=True, exist_ok=True)
+        for f in subdir.iterdir():
+            (tdir / session / "subagents" / f.name).write_bytes(f.read_bytes())
+    spool = home / "spool"
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (spool / f"{session}.jsonl").open("w") as fh:
+        for ev in events:
+            p = dict(ev["payload"])
+            p["transcript_path"] = str(transcript)
+            if "agent_transcript_path" in p:
+                name = Path(p["agent_transcript_path"]).name
+                p["agent_transcript_path"] = str(tdir / session / "subagents" / name)
+            fh.write(json.dumps({"v": 1, "t": ev["t_start"], "p": p}) + "\n")
+    return session, transcript
+
+
+@pytest.fixture
+def bc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "bc-home"
+    monkeypatch.setenv("BC_HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    return home
