@@ -39,11 +39,20 @@ def cli() -> None:
 
 
 @cli.command("install")
-@click.option("--scope", type=SCOPE, default="project", show_default=True,
-              help="project: .claude/settings.json, local: .claude/settings.local.json, "
-                   "user: ~/.claude/settings.json")
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=".",
-              help="The project whose settings to change (default: the current folder).")
+@click.option(
+    "--scope",
+    type=SCOPE,
+    default="project",
+    show_default=True,
+    help="project: .claude/settings.json, local: .claude/settings.local.json, "
+    "user: ~/.claude/settings.json",
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="The project whose settings to change (default: the current folder).",
+)
 def install_cmd(scope: installer.Scope, project_dir: Path) -> None:
     """Register the capture hook for every capture event (idempotent, keeps other hooks)."""
     home = Path(os.environ["BC_HOME"]) if os.environ.get("BC_HOME") else None
@@ -66,7 +75,9 @@ def uninstall_cmd(scope: installer.Scope, project_dir: Path) -> None:
     """Remove exactly our hooks from the settings file; everything else stays."""
     path = installer.settings_path(scope, project_dir.resolve(), Path.home())
     result = installer.uninstall(path)
-    click.echo(f"removed capture hooks from {path}" if result.changed else f"no capture hooks in {path}")
+    click.echo(
+        f"removed capture hooks from {path}" if result.changed else f"no capture hooks in {path}"
+    )
 
 
 @cli.command("status")
@@ -82,7 +93,7 @@ def status_cmd(project_dir: Path) -> None:
     store = _store()
     traces = store.load_traces()
     click.echo(f"traces: {len(traces)}  [{store.path}]")
-    ends = [t.ended_at or t.started_at for t in traces if t.ended_at or t.started_at]
+    ends = [d for t in traces if (d := t.ended_at or t.started_at) is not None]
     click.echo(f"last capture: {max(ends).isoformat() if ends else 'never'}")
     errors = recent_errors(5)
     click.echo(f"recent errors: {len(errors) or 'none'}")
@@ -106,8 +117,12 @@ def assemble_cmd(sessions: tuple[str, ...]) -> None:
 
 
 @cli.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file (0600) instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (0600) instead of stdout.",
+)
 def export_cmd(output: Path | None) -> None:
     """Every trace (latest version of each) as JSONL."""
     store = _store()
@@ -145,8 +160,10 @@ def list_cmd(limit: int) -> None:
     store = _store()
     traces = sorted(store.load_traces(), key=lambda t: t.started_at or datetime.min.astimezone())
     for t in traces[-limit:] if limit else traces:
-        click.echo(f"{t.trace_id[:8]}  {_when(t.started_at)}  {len(t.tool_calls):>3} tools  "
-                   f"{_short(t.user_prompt, 60)}")
+        click.echo(
+            f"{t.trace_id[:8]}  {_when(t.started_at)}  {len(t.tool_calls):>3} tools  "
+            f"{_short(t.user_prompt, 60)}"
+        )
     _report_problems(store)
 
 
@@ -154,7 +171,8 @@ def _render(trace: ClaudeTrace) -> str:
     out = [
         f"trace {trace.trace_id}",
         f"session {trace.session_id}  prompt {trace.prompt_id}",
-        f"time {_when(trace.started_at)}  model {trace.model}  claude code {trace.claude_code_version}",
+        f"time {_when(trace.started_at)}  model {trace.model}  "
+        f"claude code {trace.claude_code_version}",
         f"sources {', '.join(trace.sources)}  complete {trace.complete}",
         "",
         f"USER: {trace.user_prompt}",
@@ -172,8 +190,10 @@ def _render(trace: ClaudeTrace) -> str:
         out.append(f"     -> {status}{took}: {_short(c.error or c.output, 300)}")
     out += ["", f"CLAUDE: {trace.claude_response}", ""]
     s = trace.reasoning_signals
-    out.append(f"signals: {' > '.join(s.tool_sequence) or 'no tools'}; depth {s.exploration_depth.value}; "
-               f"workflow {s.workflow_type.value}")
+    out.append(
+        f"signals: {' > '.join(s.tool_sequence) or 'no tools'}; depth {s.exploration_depth.value}; "
+        f"workflow {s.workflow_type.value}"
+    )
     return "\n".join(out)
 
 
@@ -184,7 +204,9 @@ def show_cmd(trace_id: str, as_json: bool) -> None:
     """One trace, readable (or as JSON); an id prefix is enough."""
     store = _store()
     trace = store.get(trace_id)
-    click.echo(json.dumps(trace.record(), indent=2, ensure_ascii=False) if as_json else _render(trace))
+    click.echo(
+        json.dumps(trace.record(), indent=2, ensure_ascii=False) if as_json else _render(trace)
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -25,10 +25,17 @@ class ErrorLine:
 
 def log_error(component: str, session: str, message: str, home: Path | None = None) -> None:
     """Append one line; falls back to the per-user temp log if the data folder fails."""
-    line = "\t".join(
-        [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), component, session or "-",
-         " ".join(message.split())[:500]]
-    ) + "\n"
+    line = (
+        "\t".join(
+            [
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                component,
+                session or "-",
+                " ".join(message.split())[:500],
+            ]
+        )
+        + "\n"
+    )
     primary = paths.error_log(home)
     for path in (primary, paths.fallback_error_log()):
         try:

@@ -141,8 +141,14 @@ def _v0_to_v1(rec: dict[str, Any]) -> dict[str, Any]:
     if isinstance(rating, int | float):
         rating = "up" if rating > 0 else "down" if rating < 0 else None
     elif isinstance(rating, str):
-        rating = {"up": "up", "good": "up", "thumbs_up": "up", "down": "down", "bad": "down",
-                  "thumbs_down": "down"}.get(rating.lower())
+        rating = {
+            "up": "up",
+            "good": "up",
+            "thumbs_up": "up",
+            "down": "down",
+            "bad": "down",
+            "thumbs_down": "down",
+        }.get(rating.lower())
     rec["rating"] = rating
     rec.setdefault("sources", ["manual"])
     rec.setdefault("trace_id", str(uuid.uuid4()))

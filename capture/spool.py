@@ -69,11 +69,18 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
         name = ev.name
         if name == "UserPromptSubmit" and isinstance(p.get("prompt_id"), str):
             pid = p["prompt_id"]
-            turns.setdefault(pid, TurnDraft(
-                source="hooks", prompt=_text(p.get("prompt")), prompt_id=pid,
-                session_id=p.get("session_id"), started_at=t, cwd=p.get("cwd"),
-                permission_mode=p.get("permission_mode"),
-            ))
+            turns.setdefault(
+                pid,
+                TurnDraft(
+                    source="hooks",
+                    prompt=_text(p.get("prompt")),
+                    prompt_id=pid,
+                    session_id=p.get("session_id"),
+                    started_at=t,
+                    cwd=p.get("cwd"),
+                    permission_mode=p.get("permission_mode"),
+                ),
+            )
             continue
         turn = turn_for(p)
         if turn is None:
@@ -85,11 +92,14 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
             if mid not in msgs:
                 pending.setdefault(turn.prompt_id or "", []).append(mid)
             idx = p.get("index")
-            msgs.setdefault(mid, {})[idx if isinstance(idx, int) else len(msgs[mid])] = _text(p.get("delta"))
+            msgs.setdefault(mid, {})[idx if isinstance(idx, int) else len(msgs[mid])] = _text(
+                p.get("delta")
+            )
         elif name == "PreToolUse" and isinstance(p.get("tool_use_id"), str):
             call = turn.call(p["tool_use_id"])
             call.tool = _text(p.get("tool_name"))
-            call.args = p.get("tool_input") if isinstance(p.get("tool_input"), dict) else {}
+            tool_input = p.get("tool_input")
+            call.args = tool_input if isinstance(tool_input, dict) else {}
             call.started_at = t
             call.agent_id = p.get("agent_id")
             call.agent_type = p.get("agent_type")
@@ -102,7 +112,9 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
                 ).strip()
                 if call.tool in AGENT_TOOLS:
                     agent_calls_open.append(call)
-        elif name in ("PostToolUse", "PostToolUseFailure") and isinstance(p.get("tool_use_id"), str):
+        elif name in ("PostToolUse", "PostToolUseFailure") and isinstance(
+            p.get("tool_use_id"), str
+        ):
             call = turn.call(p["tool_use_id"])
             call.tool = call.tool or _text(p.get("tool_name"))
             if not call.args and isinstance(p.get("tool_input"), dict):
@@ -122,15 +134,20 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
             key = (turn.prompt_id or "", p.get("agent_id"))
             batch = batches.get(key, 0)
             batches[key] = batch + 1
-            items = [i for i in p.get("tool_calls") or [] if isinstance(i, dict)
-                     and isinstance(i.get("tool_use_id"), str)]
+            items = [
+                i
+                for i in p.get("tool_calls") or []
+                if isinstance(i, dict) and isinstance(i.get("tool_use_id"), str)
+            ]
             in_batch = [turn.call(item["tool_use_id"]) for item in items]
             for index, (item, call) in enumerate(zip(items, in_batch, strict=True)):
                 call.tool = call.tool or _text(item.get("tool_name"))
                 call.batch, call.index = batch, index
                 call.agent_id = call.agent_id or p.get("agent_id")
                 resp = item.get("tool_response")
-                call.output = resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False)
+                call.output = (
+                    resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False)
+                )
             if in_batch:
                 # parallel calls start in any order; the text belongs to the first block
                 text = "\n\n".join(c.reasoning for c in in_batch if c.reasoning)

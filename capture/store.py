@@ -93,6 +93,10 @@ class TraceStorage:
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every stored record in file order (all versions); bad lines go to ``problems``."""
+        for _, rec in self._numbered():
+            yield rec
+
+    def _numbered(self) -> Iterator[tuple[int, dict[str, Any]]]:
         if not self.path.exists():
             return
         with self.path.open("rb") as fh:
@@ -108,12 +112,12 @@ class TraceStorage:
                     reason = "torn last line (skipped)" if torn else f"malformed line: {exc}"
                     self.problems.append(Problem(self.path, number, reason))
                     continue
-                yield rec
+                yield number, rec
 
     def latest(self) -> dict[str, ClaudeTrace]:
         """The last version of every trace, keyed by id, in order of first appearance."""
         out: dict[str, ClaudeTrace] = {}
-        for number, rec in enumerate(self.records(), 1):
+        for number, rec in self._numbered():
             try:
                 trace = load_trace(rec)
             except (ValidationError, SchemaError) as exc:

@@ -25,7 +25,12 @@ from typing import Any
 from capture.store import Problem
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
 
-NOT_PROMPTS = ("<command-name>", "<local-command-stdout>", "<local-command-caveat>", "<command-message>")
+NOT_PROMPTS = (
+    "<command-name>",
+    "<local-command-stdout>",
+    "<local-command-caveat>",
+    "<command-message>",
+)
 
 
 @dataclass
@@ -45,7 +50,9 @@ def read_lines(path: Path) -> Lines:
                 obj = json.loads(raw)
             except ValueError as exc:
                 torn = not raw.endswith(b"\n")
-                out.problems.append(Problem(path, number, "torn last line" if torn else f"malformed: {exc}"))
+                out.problems.append(
+                    Problem(path, number, "torn last line" if torn else f"malformed: {exc}")
+                )
                 continue
             if isinstance(obj, dict):
                 out.lines.append(obj)
@@ -120,7 +127,8 @@ class _Turn:
             self.batches[mid] = (batch, index + 1)
             call = self.draft.call(block["id"])
             call.tool = str(block.get("name", ""))
-            call.args = block.get("input") if isinstance(block.get("input"), dict) else {}
+            tool_input = block.get("input")
+            call.args = tool_input if isinstance(tool_input, dict) else {}
             call.reasoning = "\n\n".join(t for t in self.text if t.strip())
             call.thinking = "\n\n".join(t for t in self.thinking if t.strip())
             call.message_id = mid
@@ -160,12 +168,21 @@ def turns_from_lines(lines: Iterable[dict[str, Any]], agent: str | None = None) 
             if prompt is not None:
                 if turns:
                     turns[-1].finish()
-                turns.append(_Turn(TurnDraft(
-                    source="transcript", prompt=prompt, prompt_id=line.get("promptId"),
-                    session_id=line.get("sessionId"), started_at=_ts(line.get("timestamp")),
-                    cwd=line.get("cwd"), git_branch=line.get("gitBranch") or None,
-                    version=line.get("version"), permission_mode=line.get("permissionMode"),
-                )))
+                turns.append(
+                    _Turn(
+                        TurnDraft(
+                            source="transcript",
+                            prompt=prompt,
+                            prompt_id=line.get("promptId"),
+                            session_id=line.get("sessionId"),
+                            started_at=_ts(line.get("timestamp")),
+                            cwd=line.get("cwd"),
+                            git_branch=line.get("gitBranch") or None,
+                            version=line.get("version"),
+                            permission_mode=line.get("permissionMode"),
+                        )
+                    )
+                )
             elif turns and isinstance(content, list):
                 for block in content:
                     if isinstance(block, dict) and block.get("type") == "tool_result":
@@ -185,12 +202,19 @@ def turns_from_lines(lines: Iterable[dict[str, Any]], agent: str | None = None) 
 
 def attach_subagent(turns: list[TurnDraft], agent_id: str, lines: list[dict[str, Any]]) -> None:
     """Put a subagent's calls into the turn whose Agent call started it."""
-    calls: list[CallDraft] = [c for t in turns_from_lines(lines, agent_id) for c in t.calls.values()]
+    calls: list[CallDraft] = [
+        c for t in turns_from_lines(lines, agent_id) for c in t.calls.values()
+    ]
     prompt_ids = {ln.get("promptId") for ln in lines if ln.get("promptId")}
     for turn in turns:
         parent = next(
-            (c for c in turn.calls.values() if c.tool in AGENT_TOOLS
-             and isinstance(c.tool_response, dict) and c.tool_response.get("agentId") == agent_id),
+            (
+                c
+                for c in turn.calls.values()
+                if c.tool in AGENT_TOOLS
+                and isinstance(c.tool_response, dict)
+                and c.tool_response.get("agentId") == agent_id
+            ),
             None,
         )
         if parent or turn.prompt_id in prompt_ids:
@@ -200,7 +224,9 @@ def attach_subagent(turns: list[TurnDraft], agent_id: str, lines: list[dict[str,
             return
 
 
-def turns_from_transcript(path: Path, subagents: dict[str, Path] | None = None) -> tuple[list[TurnDraft], list[Problem]]:
+def turns_from_transcript(
+    path: Path, subagents: dict[str, Path] | None = None
+) -> tuple[list[TurnDraft], list[Problem]]:
     """Read a session transcript and its subagent transcripts into turn drafts."""
     main = read_lines(path)
     turns = turns_from_lines(main.lines)

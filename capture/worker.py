@@ -91,7 +91,8 @@ def assemble_session(session_id: str, home: Path | None = None) -> SessionResult
             # only the turns the hooks saw: the rest belongs to `bc-capture import`
             prompts = {h.prompt.strip() for h in hook_turns}
             transcript_turns = [
-                t for t in turns
+                t
+                for t in turns
                 if (t.prompt_id in seen if t.prompt_id else t.prompt.strip() in prompts)
             ]
         result.traces = assemble(hook_turns, transcript_turns)

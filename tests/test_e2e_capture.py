@@ -30,8 +30,9 @@ def secret() -> str:
 
 
 def bc(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BC_CAPTURE), *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(BC_CAPTURE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def wait_assembled(home: Path, timeout: float = 30) -> None:
@@ -66,8 +67,13 @@ def test_capture_a_real_claude_code_session(world: dict[str, Any]) -> None:
     scenario = copy.deepcopy(BASIC_SCENARIO)
     # the Edit's old_string must match the file, which now has the key line first
     with FakeAnthropic(scenario, cwd=str(project)) as api:
-        run = run_claude(scenario["prompt"], project_dir=project, home_dir=home,
-                         base_url=api.base_url, extra_env={"BC_HOME": str(bc_home)})
+        run = run_claude(
+            scenario["prompt"],
+            project_dir=project,
+            home_dir=home,
+            base_url=api.base_url,
+            extra_env={"BC_HOME": str(bc_home)},
+        )
     assert run.returncode == 0, run.stderr
     wait_assembled(bc_home)
 
@@ -89,10 +95,18 @@ def test_capture_a_real_claude_code_session(world: dict[str, Any]) -> None:
         assert call["started_at"] and call["duration_ms"] is not None
     read, grep, ls, fail, edit = calls
     assert read["reasoning"] == "I'll start by reading the entry point."
-    assert read["thinking"] == "The user wants the greeting changed. I should read src/app.py first."
-    assert grep["reasoning"] == "Searching for function definitions and listing the sources in parallel."
+    assert (
+        read["thinking"] == "The user wants the greeting changed. I should read src/app.py first."
+    )
+    assert (
+        grep["reasoning"]
+        == "Searching for function definitions and listing the sources in parallel."
+    )
     assert ls["reasoning"] == "" and grep["batch"] == ls["batch"] == 1
-    assert edit["reasoning"] == "That file does not exist (the notes are in notes.txt). Making the edit now."
+    assert (
+        edit["reasoning"]
+        == "That file does not exist (the notes are in notes.txt). Making the edit now."
+    )
     assert "def greet(name):" in grep["output"]
     assert ls["output"].startswith("app.py\nutil.py")
     assert ls["tool_response"]["stdout"].startswith("app.py")
@@ -124,8 +138,13 @@ def test_uninstalled_hooks_capture_nothing(world: dict[str, Any]) -> None:
     assert bc("install", "--project-dir", str(project), env=env).returncode == 0
     assert bc("uninstall", "--project-dir", str(project), env=env).returncode == 0
     with FakeAnthropic(BASIC_SCENARIO, cwd=str(project)) as api:
-        run = run_claude(BASIC_SCENARIO["prompt"], project_dir=project, home_dir=home,
-                         base_url=api.base_url, extra_env={"BC_HOME": str(bc_home)})
+        run = run_claude(
+            BASIC_SCENARIO["prompt"],
+            project_dir=project,
+            home_dir=home,
+            base_url=api.base_url,
+            extra_env={"BC_HOME": str(bc_home)},
+        )
     assert run.returncode == 0
     assert not (bc_home / "spool").exists()
     assert bc("count", env=env).stdout.strip() == "0"

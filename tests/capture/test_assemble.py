@@ -28,13 +28,22 @@ def basic_expectations(trace) -> None:  # type: ignore[no-untyped-def]
     read, grep, ls, fail, edit = trace.tool_calls
     assert read.args == {"file_path": "/home/user/project/src/app.py"}
     assert read.reasoning == "I'll start by reading the entry point."
-    assert grep.reasoning == "Searching for function definitions and listing the sources in parallel."
+    assert (
+        grep.reasoning == "Searching for function definitions and listing the sources in parallel."
+    )
     assert ls.reasoning == ""
     assert grep.batch == ls.batch == 1 and read.batch == 0 and edit.batch == 3
-    assert grep.output == "src/app.py:4:def main():\nsrc/util.py:1:def greet(name):\nsrc/util.py:5:def shout(name):"
+    assert (
+        grep.output
+        == "src/app.py:4:def main():\nsrc/util.py:1:def greet(name):\n"
+        "src/util.py:5:def shout(name):"
+    )
     assert fail.success is False and fail.args["command"] == "cat notes-missing.txt"
     assert fail.error == "Exit code 1\ncat: notes-missing.txt: No such file or directory"
-    assert edit.reasoning == "That file does not exist (the notes are in notes.txt). Making the edit now."
+    assert (
+        edit.reasoning
+        == "That file does not exist (the notes are in notes.txt). Making the edit now."
+    )
     assert edit.success and edit.args["new_string"] == 'print(greet("Claude"))'
     assert all(c.success for c in (read, grep, ls, edit))
     assert trace.claude_response == FINAL

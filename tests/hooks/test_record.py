@@ -12,23 +12,40 @@ from pathlib import Path
 import pytest
 
 from capture import paths
-from hooks import record
+from hooks import spooler as record
 from tests.conftest import FIXTURES, VENV_PYTHON
 
-HOOK = Path(record.__file__)
+HOOK = Path(record.__file__).parent / "record.py"
 PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
 
-def run_hook(stdin: bytes | None, home: Path, tmp: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
-    full = {"PATH": os.environ["PATH"], "BC_HOME": str(home), "TMPDIR": str(tmp),
-            "BC_NO_ASSEMBLE": "1", **env}
-    return subprocess.run([PYTHON, "-I", "-S", str(HOOK)], input=stdin, env=full,
-                          capture_output=True, timeout=30, check=False)
+def run_hook(
+    stdin: bytes | None, home: Path, tmp: Path, **env: str
+) -> subprocess.CompletedProcess[bytes]:
+    full = {
+        "PATH": os.environ["PATH"],
+        "BC_HOME": str(home),
+        "TMPDIR": str(tmp),
+        "BC_NO_ASSEMBLE": "1",
+        **env,
+    }
+    return subprocess.run(
+        [PYTHON, "-I", "-S", str(HOOK)],
+        input=stdin,
+        env=full,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def payload(**fields: object) -> bytes:
-    base = {"session_id": "4f1c2d3e-aaaa-bbbb-cccc-0123456789ab", "transcript_path": "/x.jsonl",
-            "cwd": "/p", "hook_event_name": "PreToolUse"}
+    base = {
+        "session_id": "4f1c2d3e-aaaa-bbbb-cccc-0123456789ab",
+        "transcript_path": "/x.jsonl",
+        "cwd": "/p",
+        "hook_event_name": "PreToolUse",
+    }
     return json.dumps({**base, **fields}, separators=(",", ":")).encode()
 
 
@@ -49,7 +66,9 @@ def error_lines(home: Path, tmp: Path) -> list[str]:
 
 def test_every_recorded_payload_is_spooled_verbatim(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    events = [json.loads(x) for x in (FIXTURES / "basic" / "hook-events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(x) for x in (FIXTURES / "basic" / "hook-events.jsonl").read_text().splitlines()
+    ]
     for ev in events:
         raw = json.dumps(ev["payload"], separators=(",", ":")).encode()
         proc = run_hook(raw, home, tmp_path)
@@ -128,8 +147,9 @@ def test_full_disk_leaves_no_torn_record(tmp_path: Path) -> None:
 def test_stdin_held_open_ends_within_the_deadline(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {"PATH": os.environ["PATH"], "BC_HOME": str(home), "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([PYTHON, "-I", "-S", str(HOOK)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [PYTHON, "-I", "-S", str(HOOK)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
     assert proc.stdin is not None
     proc.stdin.write(b'{"session_id": "s"')  # never closed
     proc.stdin.flush()
@@ -140,7 +160,9 @@ def test_stdin_held_open_ends_within_the_deadline(tmp_path: Path) -> None:
     assert any("TimeoutError" in line for line in error_lines(home, tmp_path))
 
 
-def test_hook_and_package_agree_on_the_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_hook_and_package_agree_on_the_data_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for env in ({"BC_HOME": str(tmp_path / "x")}, {"XDG_DATA_HOME": str(tmp_path / "xdg")}, {}):
         monkeypatch.delenv("BC_HOME", raising=False)
         monkeypatch.delenv("XDG_DATA_HOME", raising=False)
@@ -160,7 +182,7 @@ def test_field_scanner_matches_json(tmp_path: Path) -> None:
 CONCURRENT_DRIVER = """
 import os, sys
 sys.path.insert(0, sys.argv[1])
-import record
+import spooler as record
 writer, n = int(sys.argv[2]), int(sys.argv[3])
 path = os.path.join(os.environ["BC_HOME"], "spool", "s.jsonl")
 for i in range(n):
@@ -176,8 +198,10 @@ def test_64_writers_x_200_events_no_record_lost_or_torn(tmp_path: Path) -> None:
     driver = tmp_path / "driver.py"
     driver.write_text(CONCURRENT_DRIVER)
     env = {**os.environ, "BC_HOME": str(home)}
-    procs = [subprocess.Popen([PYTHON, str(driver), str(HOOK.parent), str(w), "200"], env=env)
-             for w in range(64)]
+    procs = [
+        subprocess.Popen([PYTHON, str(driver), str(HOOK.parent), str(w), "200"], env=env)
+        for w in range(64)
+    ]
     assert all(p.wait(timeout=240) == 0 for p in procs)
     seen = set()
     with (home / "spool" / "s.jsonl").open("rb") as fh:
@@ -192,12 +216,17 @@ def test_64_writers_x_200_events_no_record_lost_or_torn(tmp_path: Path) -> None:
 def test_hook_processes_in_parallel_all_land(tmp_path: Path) -> None:
     """The real hook script, as many processes at once (parallel tool calls do this)."""
     home = tmp_path / "home"
-    env = {"PATH": os.environ["PATH"], "BC_HOME": str(home), "TMPDIR": str(tmp_path),
-           "BC_NO_ASSEMBLE": "1"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "BC_HOME": str(home),
+        "TMPDIR": str(tmp_path),
+        "BC_NO_ASSEMBLE": "1",
+    }
     procs = []
     for i in range(64):
-        p = subprocess.Popen([PYTHON, "-I", "-S", str(HOOK)], stdin=subprocess.PIPE, env=env,
-                             stdout=subprocess.PIPE)
+        p = subprocess.Popen(
+            [PYTHON, "-I", "-S", str(HOOK)], stdin=subprocess.PIPE, env=env, stdout=subprocess.PIPE
+        )
         procs.append((p, payload(tool_use_id=f"toolu_{i}", pad="y" * (i * 3000))))
     for p, raw in procs:
         out, _ = p.communicate(raw, timeout=60)

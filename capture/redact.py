@@ -1,0 +1,1210 @@
+"""The one redactor every captured string passes before it reaches the trace store.
+
+Prompts, tool inputs and outputs, file contents and shell output all go through
+:class:`Redactor` (or the module-level :func:`redact_text` / :func:`redact`), so that no
+secret ever reaches a trace, a dataset or an export.  Each secret is replaced by
+``[REDACTED:<kind>]``; everything else is kept character for character.
+
+Detection combines two sources:
+
+* the pattern-based plugins of `detect-secrets` (Yelp, pinned 1.5.0).  Their compiled
+  ``denylist`` regexes are run directly over the whole text (the line-by-line scanning
+  API is far slower and does not give the span to replace).  The high-entropy-string
+  plugins are deliberately *not* used: they would wipe git SHAs, uuids, ``toolu_...``
+  ids and thinking-block ``signature`` values that traces need.  The keyword plugin
+  contributes its vocabulary (:data:`KEYWORD_DENYLIST`) but not its regexes, which are
+  written for one line at a time (``[^\\v'"]`` does not stop at a newline) and flag
+  names such as ``secret_name``;
+* our own rules: Anthropic keys and OAuth tokens, Authorization / API-key headers,
+  whole PEM private-key blocks, passwords in URLs, ``.env`` / YAML / INI / JSON
+  assignments to credential-named keys (value only), cookies, and generic token
+  shapes (GitHub, Slack, AWS, Google, Hugging Face, OpenAI, JWT...).
+
+Speed: every case-insensitive rule runs on one lower-cased copy of the text with a
+lower-case pattern (``re.IGNORECASE`` is ~10x slower in CPython), every pattern starts
+with a literal where it can, every repetition is bounded, and the slow
+assignment-style plugin regexes only run on the lines where a cheap literal gate hits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, Final
+
+from detect_secrets.plugins.artifactory import ArtifactoryDetector
+from detect_secrets.plugins.aws import AWSKeyDetector
+from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.cloudant import CloudantDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
+from detect_secrets.plugins.github_token import GitHubTokenDetector
+from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
+from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
+from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.keyword import DENYLIST as _DS_KEYWORD_DENYLIST
+from detect_secrets.plugins.mailchimp import MailchimpDetector
+from detect_secrets.plugins.openai import OpenAIDetector
+from detect_secrets.plugins.pypi_token import PypiTokenDetector
+from detect_secrets.plugins.sendgrid import SendGridDetector
+from detect_secrets.plugins.slack import SlackDetector
+from detect_secrets.plugins.softlayer import SoftlayerDetector
+from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+from detect_secrets.plugins.stripe import StripeDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+__all__ = [
+    "CREDENTIAL",
+    "DETECT_SECRETS_PLUGINS",
+    "DETECT_SECRETS_SKIPPED",
+    "KEYWORD_DENYLIST",
+    "Redactor",
+    "is_credential_key",
+    "marker",
+    "redact",
+    "redact_text",
+]
+
+MARKER_PREFIX: Final = "[REDACTED:"
+CREDENTIAL: Final = "credential"
+#: What a whole string becomes when scanning it failed unexpectedly: fail closed.
+UNSCANNABLE: Final = "[REDACTED:unscannable]"
+
+#: detect-secrets' keyword vocabulary (``api_?key``, ``password``, ``secret``...).
+KEYWORD_DENYLIST: Final[tuple[str, ...]] = tuple(str(w) for w in _DS_KEYWORD_DENYLIST)
+
+Span = tuple[int, int, str]
+_Validator = Callable[[str, "re.Match[str]"], bool]
+
+_MAX_PASSES: Final = 4
+_MAX_VALUE: Final = 1024
+
+
+def marker(kind: str) -> str:
+    """The replacement for one secret of ``kind``."""
+    return f"{MARKER_PREFIX}{kind}]"
+
+
+# --------------------------------------------------------------------------------------
+# Credential-named keys
+# --------------------------------------------------------------------------------------
+
+_SPLIT_RE: Final = re.compile(r"[A-Z\u00d1]+(?![a-z\u00f1])|[A-Z\u00d1]?[a-z\u00f1]+|\d+")
+
+
+def _joined(word: str) -> str:
+    return word.replace("_?", "").replace("_", "")
+
+
+# A name is a credential when its lower-cased alphanumerics end with one of these...
+_CREDENTIAL_SUFFIXES: Final[tuple[str, ...]] = tuple(
+    sorted(
+        {_joined(w) for w in KEYWORD_DENYLIST}
+        | {
+            "apikey",
+            "apitoken",
+            "auth",
+            "authorization",
+            "bearer",
+            "clientsecret",
+            "cookie",
+            "cookies",
+            "credential",
+            "credentials",
+            "accesskey",
+            "encryptionkey",
+            "hmackey",
+            "jwt",
+            "masterkey",
+            "passphrase",
+            "secretkey",
+            "signingkey",
+            "subscriptionkey",
+            "token",
+        }
+    )
+)
+# ...unless it ends with one of these (tokenizer special tokens, pagination cursors)...
+_NOT_CREDENTIAL_SUFFIXES: Final[tuple[str, ...]] = (
+    "bostoken",
+    "eostoken",
+    "padtoken",
+    "unktoken",
+    "septoken",
+    "clstoken",
+    "masktoken",
+    "starttoken",
+    "endtoken",
+    "stoptoken",
+    "specialtoken",
+    "imagetoken",
+    "videotoken",
+    "audiotoken",
+    "pagetoken",
+    "nexttoken",
+    "cursortoken",
+    "synctoken",
+    "resumetoken",
+    "paginationtoken",
+    "continuationtoken",
+    "cancellationtoken",
+    "publickeytoken",
+)
+# ...or is exactly one of these (``PWD``/``OLDPWD`` are directories in every env dump).
+_NOT_CREDENTIAL_EXACT: Final = frozenset({"pwd", "oldpwd"})
+# A name that merely contains a strong word is a credential unless its last part says
+# it names something about the secret rather than the secret itself.
+_STRONG_WORDS: Final = frozenset(
+    {"password", "passwd", "passphrase", "secret", "contrasena", "contrase\u00f1a"}
+)
+_STRONG_PAIRS: Final = frozenset(
+    {("api", "key"), ("private", "key"), ("secret", "key"), ("access", "token")}
+)
+_QUALIFIERS: Final = frozenset(
+    [
+        "name",
+        "names",
+        "id",
+        "ids",
+        "arn",
+        "path",
+        "file",
+        "filename",
+        "dir",
+        "ref",
+        "refs",
+        "type",
+        "kind",
+        "version",
+        "env",
+        "var",
+        "header",
+        "field",
+        "prefix",
+        "suffix",
+        "url",
+        "uri",
+        "endpoint",
+        "count",
+        "length",
+        "len",
+        "size",
+        "ttl",
+        "expiry",
+        "expires",
+        "expiration",
+        "at",
+        "time",
+        "timeout",
+        "enabled",
+        "required",
+        "policy",
+        "helper",
+        "label",
+        "description",
+        "hint",
+        "placeholder",
+        "format",
+        "min",
+        "max",
+        "regex",
+        "pattern",
+        "rotation",
+        "manager",
+        "store",
+        "provider",
+        "location",
+        "source",
+        "reset",
+        "strength",
+        "changed",
+        "set",
+        "updated",
+        "exists",
+        "mode",
+        "method",
+        "validators",
+    ]
+)
+
+
+@lru_cache(maxsize=8192)
+def is_credential_key(name: str) -> bool:
+    """Whether a key / variable / header name holds a credential (case, ``-``/``_``/camel
+    insensitive): ``api_key``, ``apiKey``, ``x-api-key``, ``Authorization``,
+    ``client_secret``, ``refresh_token``, ``set-cookie``, ``AWS_SECRET_ACCESS_KEY``... but
+    not ``tokens``, ``input_tokens``, ``max_tokens``, ``token_count``, ``totalTokens``,
+    ``eos_token``, ``secret_name``, ``session_id``."""
+    if not name or len(name) > 120:
+        return False
+    parts = [p.lower() for p in _SPLIT_RE.findall(name)]
+    while parts and parts[-1].isdigit():
+        parts.pop()
+    if not parts:
+        return False
+    norm = "".join(parts)
+    if norm in _NOT_CREDENTIAL_EXACT or norm.endswith(_NOT_CREDENTIAL_SUFFIXES):
+        return False
+    if norm.endswith(_CREDENTIAL_SUFFIXES):
+        return True
+    if parts[-1] in _QUALIFIERS:
+        return False
+    if any(p in _STRONG_WORDS for p in parts):
+        return True
+    return any(pair in _STRONG_PAIRS for pair in zip(parts, parts[1:], strict=False))
+
+
+# --------------------------------------------------------------------------------------
+# Value heuristics for name-based rules
+# --------------------------------------------------------------------------------------
+
+_PLACEHOLDER_RE: Final = re.compile(
+    r"""
+    \$\{\{.*\}\}                # ${{ secrets.X }}
+    | \$\{[^}]*\}               # ${VAR} ${VAR:-x}
+    | \$\(.*\)                  # $(command)
+    | \$[A-Za-z_][A-Za-z0-9_]*  # $VAR
+    | \{\{.*\}\}                # {{ template }}
+    | \{[A-Za-z_][\w.\[\]]*\}   # {python_format}
+    | <[^<>]*>                  # <your-api-key>
+    | %\(?[A-Za-z_]*\)?[sd]     # %(password)s
+    | %[A-Za-z_][A-Za-z0-9_]*%  # %WINDOWS_VAR%
+    | [*xX\u2022.]+             # ****** / xxxx (already masked)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_BENIGN_VALUES: Final = frozenset(
+    {
+        "include",
+        "omit",
+        "same-origin",
+        "true",
+        "false",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "basic",
+        "bearer",
+        "token",
+        "digest",
+    }
+)
+_WORD_RE: Final = re.compile(r"[A-Za-z_$][A-Za-z_$]*")
+_PATH_EXPR_RE: Final = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|->|::)[A-Za-z_$][\w$]*)+")
+_NUMBER_RE: Final = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_ENV_NAME_RE: Final = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_CODE_CHARS: Final = frozenset("()[]{}<>")
+_TYPE_WORDS: Final = frozenset(
+    [
+        "str",
+        "string",
+        "int",
+        "integer",
+        "float",
+        "number",
+        "bool",
+        "boolean",
+        "any",
+        "object",
+        "bytes",
+        "list",
+        "dict",
+        "optional",
+        "secretstr",
+    ]
+)
+
+
+def _skippable(value: str) -> bool:
+    """Values never worth redacting: empty, a placeholder, already redacted, benign."""
+    v = value.strip()
+    return (
+        not v
+        or v.startswith(MARKER_PREFIX)
+        or v.lower() in _BENIGN_VALUES
+        or _PLACEHOLDER_RE.fullmatch(v) is not None
+    )
+
+
+def _looks_like_code(value: str, *, upper_name: bool) -> bool:
+    """For an unquoted value: is it an expression rather than a literal secret?
+
+    ``input()``, ``tokens[0]``, ``self._token``, ``hashedPassword``, ``str``, ``None``,
+    ``4096`` are code or data; ``hunter2``, ``wJalr/K7MDENG``, ``cGFzcw==`` are not.
+    Under an UPPER_CASE name (``POSTGRES_PASSWORD: example``) plain words are secrets.
+    """
+    if any(c in _CODE_CHARS for c in value):
+        return True
+    if _PATH_EXPR_RE.fullmatch(value) or _NUMBER_RE.fullmatch(value):
+        return True
+    if value.lower() in _TYPE_WORDS:
+        return True
+    return not upper_name and _WORD_RE.fullmatch(value) is not None
+
+
+# --------------------------------------------------------------------------------------
+# Rules
+# --------------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """One text being scanned, with a position-preserving lower-cased copy."""
+
+    __slots__ = ("_lower", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._lower: str | None = None
+
+    @property
+    def lower(self) -> str:
+        if self._lower is None:
+            # str.lower() keeps every position except for U+0130 (İ -> i + U+0307).
+            t = self.text.replace("\u0130", "i") if "\u0130" in self.text else self.text
+            self._lower = t.lower()
+        return self._lower
+
+
+class _Rule:
+    kinds: tuple[str, ...] = ()
+
+    def find(self, ctx: _Ctx) -> Iterator[Span]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _RegexRule(_Rule):
+    """Regexes whose matches' ``group`` is the secret.
+
+    ``lower``: the patterns are lower-case and run on the lower-cased text.
+    ``hints``: literals (case-sensitive) one of which must occur for the rule to run;
+    ``lower_hint``: the same on the lower-cased text.
+    ``line_gate``: a fast lower-case regex; the (slow) patterns only run on the lines
+    where it hits.
+    ``validate(text, match)``: extra check against the original text.
+    ``trim``: characters to drop from both ends of the span (delimiters the library's
+    pattern includes in its match); ``skip_prefix``: a literal to drop from its start.
+    """
+
+    def __init__(
+        self,
+        kind: str | Callable[[re.Match[str]], str],
+        patterns: re.Pattern[str] | str | Iterable[re.Pattern[str]],
+        *,
+        group: int | str = 0,
+        lower: bool = False,
+        hints: tuple[str, ...] = (),
+        lower_hint: str | None = None,
+        line_gate: str | None = None,
+        validate: _Validator | None = None,
+        trim: str = "",
+        skip_prefix: str = "",
+        source: str = "claude-bc",
+    ) -> None:
+        if isinstance(patterns, str):
+            self.patterns = [re.compile(patterns)]
+        elif isinstance(patterns, re.Pattern):
+            self.patterns = [patterns]
+        else:
+            self.patterns = list(patterns)
+        self.kind = kind
+        self.group = group
+        self.lower = lower
+        self.hints = hints
+        self.lower_hint = lower_hint
+        self.line_gate = re.compile(line_gate) if line_gate else None
+        self.validate = validate
+        self.trim = trim
+        self.skip_prefix = skip_prefix
+        self.source = source
+        self.kinds = (kind,) if isinstance(kind, str) else ()
+
+    def _matches(self, ctx: _Ctx) -> Iterator[re.Match[str]]:
+        subject = ctx.lower if self.lower else ctx.text
+        if self.line_gate is None:
+            for p in self.patterns:
+                yield from p.finditer(subject)
+            return
+        low = ctx.lower
+        done = -1
+        for g in self.line_gate.finditer(low):
+            if g.start() < done:
+                continue
+            start = low.rfind("\n", 0, g.start()) + 1
+            end = low.find("\n", g.end())
+            end = len(low) if end < 0 else end
+            done = end
+            for p in self.patterns:
+                yield from p.finditer(subject, start, end)
+
+    def find(self, ctx: _Ctx) -> Iterator[Span]:
+        if self.hints and not any(h in ctx.text for h in self.hints):
+            return
+        if self.lower_hint is not None and self.lower_hint not in ctx.lower:
+            return
+        text = ctx.text
+        for m in self._matches(ctx):
+            s, e = m.span(self.group)
+            if s < 0 or e <= s:
+                continue
+            if self.skip_prefix and text.startswith(self.skip_prefix, s):
+                s += len(self.skip_prefix)
+            if self.trim:
+                while s < e and text[s] in self.trim:
+                    s += 1
+                while e > s and text[e - 1] in self.trim:
+                    e -= 1
+            if e <= s:
+                continue
+            if self.validate is not None and not self.validate(text, m):
+                continue
+            yield s, e, self.kind if isinstance(self.kind, str) else self.kind(m)
+
+
+def _prev_char(text: str, pos: int) -> str:
+    """The character before ``pos``; the start of the text counts as a line start."""
+    return text[pos - 1] if pos > 0 else "\n"
+
+
+def _not_after(chars: str) -> _Validator:
+    """Validator: the match must not directly follow one of ``chars`` (a word boundary
+    written as a check, so that the pattern can start with its literal prefix)."""
+
+    def check(text: str, m: re.Match[str]) -> bool:
+        p = _prev_char(text, m.start())
+        return p not in chars
+
+    return check
+
+
+_ALNUM: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def _openai_generic_ok(text: str, m: re.Match[str]) -> bool:
+    if not _not_after(_ALNUM + "_-")(text, m):
+        return False
+    body = text[m.start() + 3 : m.end()]
+    letters = any(c.isalpha() for c in body)
+    mixed = any(c.isupper() for c in body) and any(c.islower() for c in body)
+    return mixed or (letters and any(c.isdigit() for c in body))
+
+
+def _jwt_ok(text: str, m: re.Match[str]) -> bool:
+    header, _, rest = m.group(0).partition(".")
+    if rest.startswith("eyJ"):
+        return True
+    try:
+        return bool(JwtTokenDetector.is_formally_valid(header))
+    except Exception:
+        return False
+
+
+def _bearer_ok(text: str, m: re.Match[str]) -> bool:
+    if not _not_after(_ALNUM + "_-")(text, m):
+        return False
+    tok = text[m.start(1) : m.end(1)]
+    return len(tok) >= 20 or (len(tok) >= 6 and any(c.isdigit() for c in tok))
+
+
+def _authorization_ok(text: str, m: re.Match[str]) -> bool:
+    if not _not_after(_ALNUM + "_")(text, m):
+        return False
+    tok = text[m.start("tok") : m.end("tok")]
+    if _skippable(tok):
+        return False
+    if m.group("scheme"):
+        return True
+    # No scheme word: only a token-looking value (not ``f``, not ``headerValue``).
+    return len(tok) >= 8 and not _looks_like_code(tok, upper_name=False)
+
+
+def _anthropic_kind(m: re.Match[str]) -> str:
+    return {
+        "api": "anthropic-api-key",
+        "admin": "anthropic-admin-key",
+        "oat": "anthropic-oauth-token",
+        "ort": "anthropic-oauth-refresh-token",
+    }.get(m.group("t") or "", "anthropic-key")
+
+
+def _url_password_ok(text: str, m: re.Match[str]) -> bool:
+    return not _skippable(m.group(2))
+
+
+# --- PEM private keys -----------------------------------------------------------------
+
+_WORDS_BEFORE_KEY: Final = r"(?:[A-Z0-9]+[ \t]+){0,4}"
+_PEM_BEGIN_RE: Final = re.compile(
+    rf"BEGIN[ \t]+{_WORDS_BEFORE_KEY}PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?[ \t]*-{{0,5}}"
+)
+_PEM_END_RE: Final = re.compile(
+    rf"END[ \t]+{_WORDS_BEFORE_KEY}PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?[ \t]*-{{0,5}}"
+)
+_PUTTY_RE: Final = re.compile(r"PuTTY-User-Key-File-\d+:[^\r\n]{0,512}")
+_SEP: Final = r"(?:\r?\n|\r|\\r\\n|\\n)"
+# What may follow a header when no END line comes: base64 on the same line, then lines
+# of base64 or ``Name: value`` headers (Proc-Type, DEK-Info, PuTTY's fields).
+_PEM_BODY_RE: Final = re.compile(
+    rf"(?:[ \t]+[A-Za-z0-9+/=]+)*"
+    rf"(?:{_SEP}[ \t]*(?:[A-Za-z0-9+/=]+|[A-Za-z][A-Za-z0-9-]{{0,40}}:[^\r\n\\]*)?[ \t]*"
+    rf"(?={_SEP}|\Z|[\"']))*"
+)
+_BASE64_LINE_RE: Final = re.compile(r"[ \t]*[A-Za-z0-9+/=]{8,}[ \t]*")
+_PEM_MAX: Final = 512 * 1024
+
+
+class _PrivateKeyRule(_Rule):
+    """Whole ``-----BEGIN ... PRIVATE KEY-----`` ... ``-----END ...-----`` blocks (also with
+    JSON-escaped ``\\n``), a header without its END (``head`` of a key file: the header
+    and the base64 lines after it), an END without its header (``tail``), and PuTTY
+    ``.ppk`` files.  The header list is a superset of detect-secrets' PrivateKeyDetector
+    (enforced by the tests)."""
+
+    kinds = ("private-key",)
+
+    def find(self, ctx: _Ctx) -> Iterator[Span]:
+        text = ctx.text
+        if "PRIVATE" not in text and "PuTTY-User-Key-File" not in text:
+            return
+        ends: list[re.Match[str]] | None = None
+        end_starts: list[int] = []
+        covered = 0
+        spans: list[tuple[int, int]] = []
+        for m in _PEM_BEGIN_RE.finditer(text):
+            if m.start() < covered:
+                continue
+            if ends is None:
+                ends = list(_PEM_END_RE.finditer(text))
+                end_starts = [e.start() for e in ends]
+            start = m.start()
+            floor = max(0, start - 8)
+            while start > floor and text[start - 1] in "- \t":
+                start -= 1
+            i = bisect.bisect_left(end_starts, m.end())
+            if i < len(end_starts) and end_starts[i] - m.end() <= _PEM_MAX:
+                assert ends is not None
+                stop = ends[i].end()
+            else:
+                body = _PEM_BODY_RE.match(text, m.end())
+                stop = body.end() if body else m.end()
+            spans.append((start, stop))
+            covered = stop
+        for m in _PUTTY_RE.finditer(text):
+            if any(s <= m.start() < e for s, e in spans):
+                continue
+            body = _PEM_BODY_RE.match(text, m.end())
+            spans.append((m.start(), body.end() if body else m.end()))
+        if ends is None and "END" in text:
+            ends = list(_PEM_END_RE.finditer(text))
+        for em in ends or ():
+            if any(s <= em.start() < e for s, e in spans):
+                continue
+            spans.append((self._tail_start(text, em.start()), em.end()))
+        for s, e in spans:
+            yield s, e, "private-key"
+
+    @staticmethod
+    def _tail_start(text: str, end_pos: int) -> int:
+        """Start of the base64 lines just before an END line that has no BEGIN."""
+        start = end_pos
+        floor = max(0, end_pos - 8)
+        while start > floor and text[start - 1] in "- \t":
+            start -= 1
+        floor = max(0, end_pos - _PEM_MAX)
+        # walk back one whole line at a time while the line is base64
+        while start > floor and text[start - 1] == "\n":
+            line_end = start - 1
+            line_start = text.rfind("\n", floor, line_end) + 1 or floor
+            if not _BASE64_LINE_RE.fullmatch(text[line_start:line_end].rstrip("\r")):
+                break
+            start = line_start
+        return start
+
+
+# --- name = value assignments ---------------------------------------------------------
+
+_KW_ANCHORS: Final = "pass|pw|secret|token|key|auth|credential|cookie|contrase"
+_ASSIGN_RE: Final = re.compile(
+    rf"(?P<name>(?:{_KW_ANCHORS})[a-z0-9_.\-\u00f1]{{0,80}})"
+    r"(?P<close>\\*[\"'`]\]?|\])?"
+    r"(?P<op>[ \t]*(?::=|=>|=(?!=)|:(?![:=]))[ \t]*)"
+    r"(?:(?P<q>\\*[\"'`])(?P<qv>(?:(?!(?P=q))[^\r\n]){0,1024})(?P=q)"
+    r"|(?P<uv>[^\s\"'`]{1,1024}))"
+)
+_NAME_CHARS: Final = frozenset(_ALNUM + "_.-\u00f1\u00d1")
+_QUOTES: Final = "\"'`"
+_ENV_LINE_PREFIX_RE: Final = re.compile(
+    r"[ \t]*(?:#[ \t]*)?(?:(?:export|ENV|ARG|set|setx|declare(?:[ \t]+-x)?)[ \t]+|-[ \t]+)?"
+)
+_ANNOTATION_TAIL_RE: Final = re.compile(r"[ \t]*=")
+
+
+def _same_word(value: str, name: str) -> bool:
+    def norm(x: str) -> str:
+        return "".join(c for c in x.lower() if c.isalnum())
+
+    return norm(value) == norm(name)
+
+
+def _at_line_start(text: str, pos: int) -> bool:
+    """Only whitespace, ``export``, ``ENV``, ``- ``, ``#`` before ``pos`` on its line."""
+    lo = max(0, pos - 256)
+    nl = text.rfind("\n", lo, pos)
+    if nl < 0 and lo > 0:
+        return False
+    return _ENV_LINE_PREFIX_RE.fullmatch(text, nl + 1, pos) is not None
+
+
+class _AssignmentRule(_Rule):
+    """``name = "value"``, ``"name": "value"``, ``NAME=value`` (.env), ``name: value``
+    (YAML), ``name = value`` (INI), ``?name=value&`` (query strings), ``Name=value;``
+    (connection strings) where ``name`` is credential-named: the value alone is
+    replaced.  Unquoted values that look like code (``input()``, ``self.token``,
+    ``str``, ``4096``) are left alone so that source code read by a tool is not
+    mangled; quoted names must have their closing quote (``"password: " + x`` is a
+    string, not an assignment)."""
+
+    kinds = (CREDENTIAL,)
+
+    def find(self, ctx: _Ctx) -> Iterator[Span]:
+        text, low = ctx.text, ctx.lower
+        pos = 0
+        search = _ASSIGN_RE.search
+        while True:
+            m = search(low, pos)
+            if m is None:
+                return
+            span = self._judge(text, m)
+            if span is None:
+                pos = m.end("name")
+                continue
+            yield span[0], span[1], CREDENTIAL
+            pos = max(span[1], m.end("name"))
+
+    @staticmethod
+    def _judge(text: str, m: re.Match[str]) -> tuple[int, int] | None:
+        ns = m.start("name")
+        floor = max(0, ns - 80)
+        while ns > floor and text[ns - 1] in _NAME_CHARS:
+            ns -= 1
+        if text[max(0, ns - len(MARKER_PREFIX)) : ns] == MARKER_PREFIX:
+            return None
+        name = text[ns : m.end("name")].lstrip("-.")
+        if not is_credential_key(name):
+            return None
+        prev = _prev_char(text, ns)
+        close = m.group("close") or ""
+        name_quoted = prev in _QUOTES
+        close_quote = close.rstrip("]")[-1:]
+        if m.group("q") is not None:
+            # quoted value: the name must be either unquoted or properly quoted
+            if close_quote != (prev if name_quoted else ""):
+                return None
+            s, e = m.span("qv")
+            value = text[s:e]
+            if (
+                _skippable(value)
+                or _ENV_NAME_RE.fullmatch(value)  # api_key = "ANTHROPIC_API_KEY"
+                or _PATH_EXPR_RE.fullmatch(value)  # "Cookie": "http.cookies"
+                or _same_word(value, name)  # "Password": "password" (a label)
+            ):
+                return None
+            return s, e
+        s, e = m.span("uv")
+        op = m.group("op")
+        upper = name.upper() == name and any(c.isalpha() for c in name)
+        if upper and op == "=" and _at_line_start(text, ns):
+            # .env line: the value is the rest of the line
+            nl = text.find("\n", s, s + 4 * _MAX_VALUE)
+            e = s + 4 * _MAX_VALUE if nl < 0 else nl
+            e = min(e, len(text))
+            while e > s and text[e - 1] in " \t\r":
+                e -= 1
+            value = text[s:e]
+            if _skippable(value) or re.match(r"[A-Za-z_][\w.]*\s*[(\[]", value):
+                return None
+            return s, e
+        if prev in "?&":
+            cut = min(
+                (i for i in (text.find("&", s, e), text.find("#", s, e)) if i >= 0), default=e
+            )
+            e = cut
+        cut = text.find(";", s, e)
+        if cut >= 0:
+            e = cut
+        while e > s and text[e - 1] in ",;":
+            e -= 1
+        value = text[s:e]
+        if not value or _skippable(value):
+            return None
+        if prev not in "?&;" and _looks_like_code(value, upper_name=upper):
+            return None
+        if op.strip() == ":" and _ANNOTATION_TAIL_RE.match(text, m.end("uv")):
+            return None  # ``token: Token = ...`` is a type annotation
+        return s, e
+
+
+class _CliFlagRule(_Rule):
+    """``--password hunter2`` / ``--api-key 'abc123'`` (space-separated CLI flags) and
+    ``.netrc`` ``password <value>`` lines."""
+
+    kinds = (CREDENTIAL,)
+    _FLAG_RE: Final = re.compile(
+        r"--(?P<name>[a-z][a-z0-9_-]{0,40})[ \t]+(?P<q>[\"']?)(?P<v>[^\s\"']{1,1024})(?P=q)"
+    )
+    _NETRC_RE: Final = re.compile(
+        r"password[ \t]+(?P<q>[\"']?)(?P<v>[^\s\"'=:][^\s\"']{0,1023})(?P=q)"
+    )
+    _NETRC_PREFIX_RE: Final = re.compile(r"(?:[ \t]*|.*\blogin[ \t]+\S+[ \t]+)")
+
+    def find(self, ctx: _Ctx) -> Iterator[Span]:
+        text, low = ctx.text, ctx.lower
+        if "--" in low:
+            for m in self._FLAG_RE.finditer(low):
+                if _prev_char(text, m.start()) not in " \t\n\r\"'":
+                    continue
+                if not is_credential_key(text[m.start("name") : m.end("name")]):
+                    continue
+                if span := self._value(text, m):
+                    yield span
+        if "password" in low:
+            for m in self._NETRC_RE.finditer(low):
+                lo = max(0, m.start() - 512)
+                line_start = text.rfind("\n", lo, m.start()) + 1 or lo
+                if not self._NETRC_PREFIX_RE.fullmatch(text, line_start, m.start()):
+                    continue
+                if span := self._value(text, m):
+                    yield span
+
+    @staticmethod
+    def _value(text: str, m: re.Match[str]) -> Span | None:
+        s, e = m.span("v")
+        value = text[s:e]
+        if _skippable(value):
+            return None
+        if not m.group("q") and _looks_like_code(value, upper_name=False):
+            return None
+        return s, e, CREDENTIAL
+
+
+# --------------------------------------------------------------------------------------
+# The rule set
+# --------------------------------------------------------------------------------------
+
+
+def _denylist(plugin: Any) -> list[re.Pattern[str]]:
+    return list(plugin.denylist)
+
+
+#: detect-secrets plugins whose ``denylist`` regexes run (directly, or line-gated).
+DETECT_SECRETS_PLUGINS: Final[tuple[str, ...]] = (
+    "AWSKeyDetector",
+    "ArtifactoryDetector",
+    "AzureStorageKeyDetector",
+    "BasicAuthDetector",
+    "CloudantDetector",
+    "DiscordBotTokenDetector",
+    "GitHubTokenDetector",
+    "GitLabTokenDetector",
+    "IbmCloudIamDetector",
+    "IbmCosHmacDetector",
+    "JwtTokenDetector",
+    "MailchimpDetector",
+    "OpenAIDetector",
+    "PypiTokenDetector",
+    "SendGridDetector",
+    "SlackDetector",
+    "SoftlayerDetector",
+    "SquareOAuthDetector",
+    "StripeDetector",
+    "TelegramBotTokenDetector",
+    "TwilioKeyDetector",
+)
+#: Plugins (or parts) not run, and why.
+DETECT_SECRETS_SKIPPED: Final[Mapping[str, str]] = {
+    "Base64HighEntropyString": "entropy: would wipe signatures, base64 data, ids",
+    "HexHighEntropyString": "entropy: would wipe git SHAs, uuids, hashes",
+    "IPPublicDetector": "an IP address is not a secret",
+    "KeywordDetector": "line-oriented regexes; its DENYLIST vocabulary is used instead",
+    "NpmDetector": "`//.+/:_authToken` backtracks quadratically on long lines; own rule",
+    "PrivateKeyDetector": "finds the header line only; own rule redacts the whole block",
+    "ArtifactoryDetector[1]": "`AP[0-9A-F]...` matches identifiers like APDatabaseManager",
+    "JwtTokenDetector.denylist": "its lazy tail drops the signature; own regex plus its "
+    "is_formally_valid check",
+}
+
+
+def _plugin_rules() -> list[_Rule]:
+    aws = _denylist(AWSKeyDetector)
+    cloudant = _denylist(CloudantDetector)
+    softlayer = _denylist(SoftlayerDetector)
+    slack = _denylist(SlackDetector)
+    src = "detect-secrets"
+    assignment = r"[\"'\]]{0,3} *(?:=|:|=>| +|::) *[\"']?"
+    return [
+        _RegexRule("aws-access-key", aws[0], source=src),
+        _RegexRule(
+            "aws-secret-key",
+            aws[1],
+            group=1,
+            line_gate=r"aws.{0,20}?(?:key|pwd|pw|pass|token).{0,20}?[\"'][0-9a-z/+]{40}[\"']",
+            source=src,
+        ),
+        _RegexRule(
+            "artifactory-token",
+            _denylist(ArtifactoryDetector)[0],
+            hints=("AKC",),
+            trim=' \t\r\n\f\v=:"',
+            source=src,
+        ),
+        _RegexRule(
+            "azure-storage-key",
+            _denylist(AzureStorageKeyDetector),
+            hints=("AccountKey=",),
+            skip_prefix="AccountKey=",
+            source=src,
+        ),
+        _RegexRule(
+            "url-password",
+            _denylist(BasicAuthDetector),
+            group=1,
+            hints=("://",),
+            validate=lambda t, m: not _skippable(m.group(1)),
+            source=src,
+        ),
+        _RegexRule(
+            "cloudant-credential",
+            cloudant[:2],
+            group=1,
+            line_gate=r"cl(?:ou(?:dant)?)?[-_]?(?:api)?(?:key|pwd|pw|password|pass|token)",
+            source=src,
+        ),
+        _RegexRule("cloudant-credential", cloudant[2:], group=1, lower_hint="cloudant", source=src),
+        _RegexRule(
+            "discord-bot-token",
+            _denylist(DiscordBotTokenDetector),
+            line_gate=r"\.[a-z0-9_-]{6}\.[a-z0-9_-]{27}",
+            source=src,
+        ),
+        _RegexRule("github-token", _denylist(GitHubTokenDetector), hints=("gh",), source=src),
+        _RegexRule(
+            "gitlab-token",
+            _denylist(GitLabTokenDetector),
+            line_gate=r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-|gr1348941",
+            source=src,
+        ),
+        _RegexRule(
+            "ibm-cloud-iam-key",
+            _denylist(IbmCloudIamDetector),
+            group=1,
+            line_gate=rf"(?:key|pwd|pass|token){assignment}[a-z0-9_\-]{{44}}",
+            source=src,
+        ),
+        _RegexRule(
+            "ibm-cos-hmac-key",
+            _denylist(IbmCosHmacDetector),
+            group=1,
+            line_gate=rf"secret[-_]?(?:access)?[-_]?key{assignment}[a-f0-9]{{48}}",
+            source=src,
+        ),
+        _RegexRule(
+            "mailchimp-key", _denylist(MailchimpDetector), line_gate=r"-us[0-9]", source=src
+        ),
+        _RegexRule("openai-api-key", _denylist(OpenAIDetector), hints=("T3BlbkFJ",), source=src),
+        _RegexRule("pypi-token", _denylist(PypiTokenDetector), hints=("pypi-",), source=src),
+        _RegexRule("sendgrid-key", _denylist(SendGridDetector), hints=("SG.",), source=src),
+        _RegexRule("slack-token", slack[0], lower_hint="xox", source=src),
+        _RegexRule("slack-webhook", slack[1], lower_hint="hooks.slack.com", source=src),
+        _RegexRule(
+            "softlayer-credential",
+            softlayer[0],
+            group=1,
+            line_gate=r"(?:softlayer|sl)[-_]?(?:api)?(?:key|pwd|password|pass|token)",
+            source=src,
+        ),
+        _RegexRule(
+            "softlayer-credential", softlayer[1], group=1, lower_hint="softlayer", source=src
+        ),
+        _RegexRule(
+            "square-oauth-secret", _denylist(SquareOAuthDetector), hints=("sq0csp-",), source=src
+        ),
+        _RegexRule("stripe-key", _denylist(StripeDetector), hints=("k_live_",), source=src),
+        _RegexRule(
+            "telegram-bot-token",
+            _denylist(TelegramBotTokenDetector),
+            line_gate=r":[0-9a-z_-]{35}",
+            source=src,
+        ),
+        _RegexRule("twilio-key", _denylist(TwilioKeyDetector), source=src),
+    ]
+
+
+_TOKEN_CHARS: Final = r"[A-Za-z0-9_\-]"
+
+
+def _own_rules() -> list[_Rule]:
+    word_start = _not_after(_ALNUM)
+    return [
+        _PrivateKeyRule(),
+        _RegexRule(
+            _anthropic_kind,
+            r"sk-ant-(?:(?P<t>api|admin|oat|ort|sid)\d\d-)?[A-Za-z0-9_\-]{20,}",
+        ),
+        _RegexRule(
+            "openai-api-key",
+            r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+            validate=_openai_generic_ok,
+        ),
+        _RegexRule("github-token", r"gh[pousr]_[A-Za-z0-9_]{20,}|github_pat_[A-Za-z0-9_]{20,}"),
+        _RegexRule("slack-token", r"xox[a-z]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"),
+        _RegexRule(
+            "stripe-key",
+            r"[rs]k_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[A-Za-z0-9]{20,}",
+            hints=("k_live_", "k_test_", "whsec_"),
+        ),
+        _RegexRule("google-api-key", r"AIza[0-9A-Za-z_\-]{35}"),
+        _RegexRule("google-oauth-token", r"ya29\.[0-9A-Za-z_\-]{20,}"),
+        _RegexRule("google-oauth-client-secret", r"GOCSPX-[0-9A-Za-z_\-]{20,}"),
+        _RegexRule("huggingface-token", r"hf_[A-Za-z0-9]{30,}", validate=word_start),
+        _RegexRule("npm-token", r"npm_[A-Za-z0-9]{36}", validate=word_start),
+        _RegexRule(
+            "npm-token",
+            r"_(?:authtoken|auth|password)[ \t]*=[ \t]*\"?(?P<v>[^\s\"]{1,1024})",
+            group="v",
+            lower=True,
+            lower_hint="_auth",
+            validate=lambda t, m: not _skippable(t[m.start("v") : m.end("v")]),
+        ),
+        _RegexRule(
+            "jwt",
+            r"eyJ[A-Za-z0-9_=\-]{6,}\.[A-Za-z0-9_=\-]{4,}(?:\.[A-Za-z0-9_+/=\-]*)*",
+            validate=_jwt_ok,
+        ),
+        _RegexRule(
+            "url-password",
+            r"://([^\s:/?#\[\]@\"'<>]{0,256}):([^\s/?#\[\]\"'<>]{1,256})@",
+            group=2,
+            validate=_url_password_ok,
+        ),
+        _RegexRule(
+            "bearer-token",
+            r"authorization[\"']?[ \t]*[:=][ \t]*[\"']?"
+            r"(?:(?P<scheme>bearer|basic|token|bot|digest|negotiate|ntlm|apikey|sso-key)"
+            r"[ \t]+)?(?P<tok>[^\s\"'<>\[\]{}(),;`]{1,2048})",
+            group="tok",
+            lower=True,
+            lower_hint="authorization",
+            validate=_authorization_ok,
+        ),
+        _RegexRule(
+            "bearer-token",
+            r"bearer[ \t]+([a-z0-9._~+/=\-]{6,2048})",
+            group=1,
+            lower=True,
+            lower_hint="bearer",
+            validate=_bearer_ok,
+        ),
+        _RegexRule(
+            "cookie",
+            r"cookie[\"']?[ \t]*:[ \t]*[\"']?"
+            r"(?P<v>[!#$%&*+\-.^_|~0-9a-z]{1,256}=[^\r\n\"']{0,4096})",
+            group="v",
+            lower=True,
+            lower_hint="cookie",
+            validate=_not_after(_ALNUM + "_"),
+        ),
+        _AssignmentRule(),
+        _CliFlagRule(),
+    ]
+
+
+def _build_rules(extra: Iterable[tuple[str, str | re.Pattern[str]]]) -> list[_Rule]:
+    # Our rules first (PEM blocks before everything): ties in overlaps go to them.
+    rules = _own_rules() + _plugin_rules()
+    rules += [_RegexRule(kind, pattern, source="extra") for kind, pattern in extra]
+    return rules
+
+
+# --------------------------------------------------------------------------------------
+# The redactor
+# --------------------------------------------------------------------------------------
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    """Union of overlapping spans; a group is named after its earliest, longest span
+    (ties: the rule listed first)."""
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    out: list[Span] = []
+    for s, e, k in spans:
+        if out and s < out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e, out[-1][2])
+        else:
+            out.append((s, e, k))
+    return out
+
+
+def _apply(text: str, spans: list[Span]) -> str:
+    parts: list[str] = []
+    last = 0
+    for s, e, k in spans:
+        parts.append(text[last:s])
+        parts.append(marker(k))
+        last = e
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+class Redactor:
+    """Compiled once; then :meth:`redact_text`, :meth:`redact`, :meth:`found`.
+
+    ``extra``: more ``(kind, regex)`` rules (the whole match is the secret).
+    """
+
+    def __init__(self, extra: Iterable[tuple[str, str | re.Pattern[str]]] = ()) -> None:
+        self._rules = _build_rules(extra)
+
+    @property
+    def kinds(self) -> list[str]:
+        """Every fixed kind a rule can report (the Anthropic rule reports several)."""
+        out: list[str] = []
+        for r in self._rules:
+            out += [k for k in r.kinds if k not in out]
+        return out
+
+    def _spans(self, text: str) -> list[Span]:
+        ctx = _Ctx(text)
+        spans: list[Span] = []
+        for rule in self._rules:
+            spans.extend(rule.find(ctx))
+        return spans
+
+    def _once(self, text: str) -> tuple[str, list[Span]]:
+        spans = self._spans(text)
+        if not spans:
+            return text, spans
+        return _apply(text, _merge(list(spans))), spans
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every secret replaced by ``[REDACTED:<kind>]``.  Idempotent;
+        never raises (if scanning itself fails, the whole text is withheld)."""
+        if not isinstance(text, str):
+            return text
+        if not text:
+            return text
+        try:
+            out = text
+            # A replacement changes the context around it; repeat until nothing is
+            # found so that redact_text(redact_text(x)) == redact_text(x) always.
+            for _ in range(_MAX_PASSES):
+                new, spans = self._once(out)
+                if not spans or new == out:
+                    break
+                out = new
+            return out
+        except Exception:
+            return UNSCANNABLE
+
+    def found(self, text: str) -> list[str]:
+        """The kinds of secret in ``text`` (first occurrence order, no repeats)."""
+        try:
+            spans = sorted(self._spans(text), key=lambda s: (s[0], -s[1]))
+        except Exception:
+            return ["unscannable"]
+        out: list[str] = []
+        for _, _, k in spans:
+            if k not in out:
+                out.append(k)
+        return out
+
+    def redact(self, obj: Any) -> Any:
+        """A deep copy of JSON-like ``obj`` with every string redacted and the whole
+        (non-empty string) value of every credential-named key replaced by
+        ``"[REDACTED:credential]"``.  Dict keys are kept.  Iterative: any depth."""
+        return self._redact(obj)
+
+    def _redact(self, obj: Any) -> Any:
+        root: list[Any] = [None]
+        # (container, key/index, value) still to copy
+        stack: list[tuple[Any, Any, Any]] = [(root, 0, obj)]
+        while stack:
+            parent, slot, value = stack.pop()
+            if isinstance(value, str):
+                parent[slot] = self.redact_text(value)
+            elif isinstance(value, dict):
+                new: dict[Any, Any] = {}
+                parent[slot] = new
+                pair_value = _pair_credential(value)
+                for k, v in value.items():
+                    if (
+                        isinstance(v, str)
+                        and v
+                        and (
+                            (isinstance(k, str) and is_credential_key(k))
+                            or (pair_value and k == "value")
+                        )
+                    ):
+                        new[k] = marker(CREDENTIAL)
+                    else:
+                        new[k] = None
+                        stack.append((new, k, v))
+            elif isinstance(value, list | tuple):
+                items: list[Any] = [None] * len(value)
+                if isinstance(value, tuple):
+                    # popped after all its items are done
+                    stack.append((parent, slot, _TupleDone(items)))
+                else:
+                    parent[slot] = items
+                stack.extend((items, i, v) for i, v in enumerate(value))
+            elif isinstance(value, _TupleDone):
+                parent[slot] = tuple(value.items)
+            else:
+                parent[slot] = value
+        return root[0]
+
+
+class _TupleDone:
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+def _pair_credential(d: Mapping[Any, Any]) -> bool:
+    """``{"name": "Authorization", "value": "..."}`` (HAR headers, env lists)."""
+    if "value" not in d:
+        return False
+    for key in ("name", "key", "header"):
+        n = d.get(key)
+        if isinstance(n, str) and is_credential_key(n):
+            return True
+    return False
+
+
+_default: Redactor | None = None
+_default_lock = threading.Lock()
+
+
+def default_redactor() -> Redactor:
+    """The shared :class:`Redactor`, built on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Redactor()
+    return _default
+
+
+def redact_text(text: str) -> str:
+    """:meth:`Redactor.redact_text` with the default redactor."""
+    return default_redactor().redact_text(text)
+
+
+def redact(obj: Any) -> Any:
+    """:meth:`Redactor.redact` with the default redactor."""
+    return default_redactor().redact(obj)

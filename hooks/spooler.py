@@ -1,0 +1,207 @@
+"""Claude Code capture hook: append the raw hook payload to a per-session spool.
+
+Registered for every capture event and run as ``<venv python> -I -S hooks/record.py``
+(which imports this module, so its bytecode is cached rather than compiled per event).
+This is the hot path (it runs twice per tool call), so it is standard library only and
+imports nothing that pulls in ``re`` or ``json``: it does not parse the payload, it
+checks its outer shape, finds ``session_id`` by scanning bytes, and appends
+
+    {"v":1,"t":<receive time>,"p":<payload as received>}\\n
+
+to ``$BC_HOME/spool/<session_id>.jsonl`` under an exclusive lock. On Stop,
+SubagentStop and SessionEnd it starts a detached ``python -m capture.worker`` that
+assembles traces; Claude Code does not wait for it.
+
+It never disturbs Claude Code: every failure (bad stdin, unwritable folder, full disk)
+ends in exit 0 with nothing on stdout, and one line in the error log that
+``bc-capture status`` shows.
+"""
+
+import os
+import sys
+import time
+
+MAX_BYTES = 64 << 20  # a payload larger than this is not a hook payload we can use
+READ_DEADLINE_S = 5.0  # Claude Code closes stdin at once; never wait longer than this
+LOCK_DEADLINE_S = 3.0
+ASSEMBLE_EVENTS = (b"Stop", b"SubagentStop", b"SessionEnd")
+
+
+def data_dir() -> str:
+    # Same rule as capture.paths.data_dir (a test keeps them in step).
+    home = os.environ.get("BC_HOME")
+    if home:
+        return os.path.expanduser(home)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = (
+        os.path.expanduser(xdg) if xdg else os.path.join(os.path.expanduser("~"), ".local", "share")
+    )
+    return os.path.join(base, "claude-bc")
+
+
+def log_error(home: str, session: str, message: str) -> None:
+    line = "{}\thook\t{}\t{}\n".format(
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        session,
+        message.replace("\n", " ")[:500],
+    )
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    try:
+        os.makedirs(home, mode=0o700, exist_ok=True)
+    except OSError:
+        pass
+    for path in (
+        os.path.join(home, "errors.log"),
+        os.path.join(tmp, f"claude-bc-{os.getuid()}-errors.log"),
+    ):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+            return
+        except OSError:
+            continue
+
+
+def read_stdin() -> bytes:
+    # Non-blocking reads with a deadline instead of select(): Claude Code has written the
+    # payload before we start, so this normally never sleeps (and select costs an import).
+    os.set_blocking(0, False)
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + READ_DEADLINE_S
+    while True:
+        try:
+            chunk = os.read(0, 1 << 20)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stdin not closed within {READ_DEADLINE_S:.0f} s") from None
+            time.sleep(0.0005)
+            continue
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise ValueError(f"payload larger than {MAX_BYTES >> 20} MiB")
+        chunks.append(chunk)
+
+
+def field(payload: bytes, key: bytes) -> bytes:
+    """The string value of the first ``"key": "..."`` in ``payload``, without a JSON parser.
+
+    Claude Code writes the top-level keys (session_id, hook_event_name, ...) before
+    any tool input, and a key inside a JSON *string* is escaped (``\\"key\\"``), so
+    the first unescaped match is the top-level one.
+    """
+    i = payload.find(b'"' + key + b'"')
+    if i < 0:
+        return b""
+    j = i + len(key) + 2
+    while payload[j : j + 1] in (b" ", b"\t", b":"):
+        j += 1
+    if payload[j : j + 1] != b'"':
+        return b""
+    k = payload.find(b'"', j + 1, j + 131)
+    return payload[j + 1 : k] if k > 0 else b""
+
+
+def session_of(payload: bytes) -> str:
+    """The payload's session id if it is safe as a file name, else the env's, else "unknown"."""
+    for sid in (
+        field(payload, b"session_id"),
+        os.environ.get("CLAUDE_CODE_SESSION_ID", "").encode(),
+    ):
+        if 0 < len(sid) <= 128 and sid.replace(b"-", b"").replace(b"_", b"").isalnum():
+            return sid.decode("ascii")
+    return "unknown"
+
+
+def check(payload: bytes) -> bytes:
+    """Reject what cannot be a hook payload; return it as one line."""
+    payload = payload.strip()
+    if not payload:
+        raise ValueError("empty stdin")
+    if payload[:1] != b"{" or payload[-1:] != b"}":
+        raise ValueError(f"stdin is not a JSON object (starts {payload[:20]!r})")
+    payload.decode("utf-8")  # raises on binary garbage
+    # Claude Code sends one line; newlines can only be JSON whitespace in a valid
+    # object, so turning them into spaces keeps the record on one line.
+    return payload.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def append(path: str, record: bytes) -> None:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        spool = os.path.dirname(path)
+        os.makedirs(os.path.dirname(spool), mode=0o700, exist_ok=True)
+        os.makedirs(spool, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + LOCK_DEADLINE_S
+        locked = False
+        while not locked:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break  # an O_APPEND write still lands whole; record rather than drop
+                time.sleep(0.002)
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(record)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            try:
+                os.ftruncate(fd, start)  # never leave a torn line behind (disk full)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
+
+
+def spawn_worker(session: str) -> None:
+    """Start ``python -I -m capture.worker SESSION`` fully detached (double fork)."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)  # never hold Claude Code's pipes open
+        os.closerange(3, 1024)
+        # -I: no cwd on sys.path, so a project's own "capture" folder cannot shadow ours
+        os.execv(sys.executable, [sys.executable, "-I", "-m", "capture.worker", session])
+    finally:
+        os._exit(0)
+
+
+def main() -> None:
+    received = time.time()
+    home = data_dir()
+    session = "unknown"
+    try:
+        payload = check(read_stdin())
+        session = session_of(payload)
+        record = b'{"v":1,"t":%.6f,"p":%s}\n' % (received, payload)
+        append(os.path.join(home, "spool", session + ".jsonl"), record)
+        event = field(payload, b"hook_event_name")
+        if (
+            event in ASSEMBLE_EVENTS
+            and session != "unknown"
+            and os.environ.get("BC_NO_ASSEMBLE") != "1"
+        ):
+            spawn_worker(session)
+    except BaseException as exc:  # noqa: BLE001 - the hook must never fail Claude Code
+        log_error(home, session, f"{type(exc).__name__}: {exc}")

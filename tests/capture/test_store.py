@@ -1,0 +1,134 @@
+"""TraceStorage: append-only JSONL, latest version wins, torn lines never fatal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from capture.errors import BCError
+from capture.schema import SCHEMA_VERSION, ClaudeTrace, ToolCall, load_trace
+from capture.store import TraceStorage
+
+
+def trace(i: int, response: str = "done") -> ClaudeTrace:
+    return ClaudeTrace(
+        trace_id=f"{i:08d}-0000-5000-8000-000000000000",
+        user_prompt=f"prompt {i}",
+        tool_calls=[ToolCall(tool="Read", args={"file_path": f"/f{i}"})],
+        claude_response=response,
+        session_id="s",
+    )
+
+
+def test_round_trip_and_permissions(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    assert store.append([trace(1), trace(2)]) == 2
+    loaded = store.load_traces()
+    assert [t.user_prompt for t in loaded] == ["prompt 1", "prompt 2"]
+    assert loaded[0] == trace(1)
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    assert store.path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_latest_version_wins_and_is_counted_once(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path)
+    store.append([trace(1, "first"), trace(2)])
+    store.append([trace(1, "second")])
+    assert store.count() == 2
+    assert store.get(trace(1).trace_id).claude_response == "second"
+    assert [t.trace_id for t in store.load_traces()] == [trace(1).trace_id, trace(2).trace_id]
+
+
+def test_torn_last_line_is_skipped_reported_and_sealed(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path)
+    store.append([trace(1)])
+    with store.path.open("ab") as fh:
+        fh.write(json.dumps(trace(2).record()).encode()[:50])  # writer killed mid-line
+    assert [t.user_prompt for t in store.load_traces()] == ["prompt 1"]
+    assert len(store.problems) == 1 and "torn last line" in str(store.problems[0])
+    store.append([trace(3)])  # must not be glued onto the torn line
+    fresh = TraceStorage(tmp_path)
+    assert [t.user_prompt for t in fresh.load_traces()] == ["prompt 1", "prompt 3"]
+    assert "malformed" in str(fresh.problems[0]) and ":2:" in str(fresh.problems[0])
+
+
+def test_bad_records_are_reported_not_fatal(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path)
+    store.append([trace(1)])
+    with store.path.open("a") as fh:
+        fh.write("[1, 2]\n")
+        fh.write(json.dumps({"schema_version": SCHEMA_VERSION + 1, "trace_id": "x"}) + "\n")
+        fh.write(json.dumps({"schema_version": 1, "trace_id": "y"}) + "\n")  # no user_prompt
+    store.append([trace(2)])
+    assert store.count() == 2
+    reasons = " | ".join(str(p) for p in store.problems)
+    assert "not a JSON object" in reasons and "newer than this claude-bc" in reasons
+    assert "invalid trace" in reasons
+
+
+def test_v0_seed_record_upgrades() -> None:
+    seed = {
+        "trace_id": "abc",
+        "timestamp": "2025-01-02T03:04:05",
+        "user_prompt": "What differs?",
+        "tool_calls": [
+            {
+                "tool": "Read",
+                "args": {"file_path": "schema.py"},
+                "output": "...",
+                "reasoning": "Read the schema",
+            }
+        ],
+        "claude_response": "They differ.",
+        "user_rating": 1,
+        "reasoning_signals": {"tool_sequence": ["Read"], "exploration_depth": "minimal"},
+    }
+    t = load_trace(seed)
+    assert t.schema_version == SCHEMA_VERSION and t.rating == "up" and t.sources == ["manual"]
+    assert t.started_at is not None and t.started_at.year == 2025
+    assert t.tool_calls[0].reasoning == "Read the schema"
+
+
+def test_unknown_fields_survive_a_round_trip(tmp_path: Path) -> None:
+    rec = trace(1).record() | {"from_the_future": {"a": 1}}
+    assert load_trace(rec).record()["from_the_future"] == {"a": 1}
+
+
+def test_get_by_prefix(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path)
+    store.append([trace(1), trace(12)])
+    assert store.get("00000001").user_prompt == "prompt 1"
+    with pytest.raises(BCError, match="ambiguous"):
+        store.get("0000")
+    with pytest.raises(BCError, match="no trace"):
+        store.get("ffff")
+
+
+WRITER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from capture.schema import ClaudeTrace
+from capture.store import TraceStorage
+w = int(sys.argv[3])
+store = TraceStorage(sys.argv[2])
+for i in range(50):
+    store.append([ClaudeTrace(trace_id=f"{w}-{i}", user_prompt="p" * (i * 997), session_id="s")])
+"""
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    repo = str(Path(__file__).resolve().parents[2])
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, repo, str(tmp_path), str(w)], env={**os.environ}
+        )
+        for w in range(16)
+    ]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    store = TraceStorage(tmp_path)
+    assert store.count() == 16 * 50 and not store.problems
