@@ -41,6 +41,18 @@ class WorkflowType(StrEnum):
     ITERATIVE = "iterative"
 
 
+class Category(StrEnum):
+    """The seed's trace categories; a trace may have several (or none)."""
+
+    DATABASE_QUERIES = "database_queries"
+    CODE_REFACTORING = "code_refactoring"
+    DEBUGGING = "debugging"
+    FILE_EXPLORATION = "file_exploration"
+    SYSTEM_COMMANDS = "system_commands"
+    MULTI_TOOL_WORKFLOWS = "multi_tool_workflows"
+    COMPLEX_REASONING = "complex_reasoning"
+
+
 class _Model(BaseModel):
     # Unknown keys from newer writers are kept, not dropped: the store is append-only
     # and an older reader must not lose data when it rewrites a record.
@@ -80,6 +92,9 @@ class ReasoningSignals(_Model):
     workflow_type: WorkflowType = WorkflowType.LINEAR
     explicit_plan: str | None = None
     reasoning_chain: list[str] = Field(default_factory=list)
+    # derived from the trace like the signals above, so assembly and `bc-capture reextract`
+    # recompute them together (optional and additive: older records load with [])
+    categories: list[Category] = Field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -101,6 +116,10 @@ class ClaudeTrace(_Model):
     model: str | None = None
     claude_code_version: str | None = None
     permission_mode: str | None = None
+    # The system prompt and tool schemas the model saw, stored once per session in
+    # $BC_HOME/sessions/<session_id>.json (proxy capture; optional, so no migration).
+    system_prompt_id: str | None = None
+    tools_id: str | None = None
     sources: list[CaptureSource] = Field(default_factory=list)
     complete: bool = False  # the turn reached Stop / a final answer
     rating: Literal["up", "down"] | None = None
@@ -109,6 +128,11 @@ class ClaudeTrace(_Model):
     @property
     def timestamp(self) -> datetime | None:  # the seed's name for the start time
         return self.started_at
+
+    @property
+    def categories(self) -> list[Category]:
+        """The trace's categories (kept in ``reasoning_signals``, where they are derived)."""
+        return self.reasoning_signals.categories
 
     def record(self) -> dict[str, Any]:
         """The JSON-ready dict that the store writes (one JSONL line)."""

@@ -1,20 +1,308 @@
-"""Reasoning signals of a trace: pure functions, run at assembly.
+"""Reasoning signals and categories of a trace: pure functions, run at assembly.
 
-This module computes the structural signals (tool sequence, depth, terminal use,
-workflow shape, reasoning chain). The text-cue signals (constraints, pruning,
-self-correction, explicit plan) are extracted in ``capture.extract`` once it exists;
-until then they stay empty rather than guessed.
+``extract_signals(trace)`` (what ``capture.turns`` calls for every assembled turn, and
+``bc-capture reextract`` for every stored one) returns the seed's ``ReasoningSignals``:
+
+* from structure: ``tool_sequence`` (main agent), ``reasoning_steps`` (calls + the answer),
+  ``exploration_depth`` (every call, subagents' too: minimal 1-2, moderate 3-5, thorough 6-9,
+  exhaustive 10+), ``used_terminal``, ``workflow_type`` (parallel > iterative > exploratory >
+  linear), and self-corrections seen as a failed call retried with changed input;
+* from text cues, sentence by sentence over the reasoning, thinking and answer:
+  ``constraints_detected``, ``pruning_decisions``, ``self_corrections``, ``explicit_plan``;
+* ``reasoning_chain`` (the sentences of the text before each call), ``multi_step_reasoning``;
+* ``categories``: the seed's seven, assigned from the prompt, the calls and the signals.
+
+It runs in the hook worker after every turn, so the regexes are compiled once, each signal
+is one alternation searched per sentence, and the text scanned per trace is bounded
+(``MAX_SEGMENT`` per text, ``MAX_TEXT`` in all): a huge trace costs no more than a big one.
+The hand-labelled set in ``tests/capture/`` measures precision and recall of the cues.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-from capture.schema import ClaudeTrace, ExplorationDepth, ReasoningSignals, WorkflowType
+from capture.schema import (
+    Category,
+    ClaudeTrace,
+    ExplorationDepth,
+    ReasoningSignals,
+    ToolCall,
+    WorkflowType,
+)
 
 TERMINAL_TOOLS = frozenset({"Bash", "BashOutput", "KillShell", "PowerShell"})
-EXPLORE_TOOLS = frozenset({"Read", "Grep", "Glob", "LS", "WebFetch", "WebSearch", "NotebookRead"})
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+EXPLORE_TOOLS = frozenset(
+    {"Read", "Grep", "Glob", "LS", "WebFetch", "WebSearch", "NotebookRead", "ListMcpResources"}
+)
+EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+AGENT_TOOLS = frozenset({"Agent", "Task"})
+
+MAX_SEGMENT = 6_000  # characters scanned of one text (a reasoning, a thinking, the answer)
+MAX_TEXT = 32_000  # characters scanned of one trace in all (~100 ms of matching, worst case)
+MAX_SENTENCE = 600  # longer "sentences" are code or logs: only their start is matched
+MAX_ITEMS = 20  # entries kept per signal list
+MAX_ITEM_CHARS = 300
+
+# --- text cues -------------------------------------------------------------------------------
+
+_I = re.IGNORECASE
+# The cue patterns are lowercase and see lowercased text: IGNORECASE is 1.5-3x slower here.
+_CUE = re.NOFLAG
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
+_INLINE_CODE = re.compile(r"`[^`\n]{0,200}`")
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_NEG = r"(?:can't|cannot|can not|mustn't|must not|shouldn't|should not|may not|not allowed to)"
+_HARM = r"(?:break\w*|chang\w*|touch\w*|affect\w*|modif\w*|los\w*|alter\w*|drop\w*)"
+
+CONSTRAINT = re.compile(
+    "|".join(
+        [
+            rf"\b{_NEG}\s+(?!find|see|tell|locate|reproduce|figure|seem|wait|think|say)\w+",
+            r"\b(?:isn't|not|aren't) (?:usable|supported|allowed|permitted|an option for us)\b"
+            r"|\bcan't be (?:used|changed|modified)\b",
+            r"\bonly (?:ships|has|have|supports|allows|works|runs|accepts)\b",
+            r"\b(?:time limit|deadline|memory is tight|out of memory|tight on)\b"
+            r"|\bwithin (?:the )?\d+",
+            r"\bwould (?:invalidate|corrupt|break|wipe)\b",
+            r"\bnot on (?:the )?path\b|\bcommand not found\b",
+            r"\bavoid\b[^.]{0,80}\b(?:since|because|as)\b",
+            r"\b(?:per|according to) the (?:contributing|style|coding) (?:guide|rules)\b"
+            r"|\bper the (?:spec|requirements|guidelines|policy)\b",
+            rf"\bwithout {_HARM}",
+            r"\bbackwards?[- ]compat",
+            r"\b(?:must|has to|have to|needs? to)\s+(?:\w+\s+){0,2}?(?:stay|remain|keep|be kept"
+            r"|preserve|be preserved|match|pass|be compatible|work with|support|run on)\b",
+            r"\b(?:preserve|keep|keeping|kept|maintain|leave|left)\b[^.;]{0,60}\b(?:unchanged"
+            r"|intact|as is|the same|compatib\w*|existing|public api|signature|minimal)\b",
+            r"\b(?:(?:must|need to|needs to|have to|has to|should|careful to|want to) avoid"
+            r"|careful not to|be careful|make sure not to|so as not to|keep in mind"
+            r"|bear in mind)\b",
+            r"\b(?:read[- ]only|no (?:network|internet)|(?:don't|do not|doesn't|does not) have"
+            r" (?:permission|access|root|sudo|write access|network)|permission denied"
+            r"|no (?:write )?(?:permission|access)\b|(?:not|isn't|aren't) (?:installed|available)"
+            r"|unavailable)",
+            r"\b(?:rate[- ]limit\w*|limited to|capped at|at most \d|no more than|quota)\b",
+            r"\b(?:requires?|relies on|rely on|depends on|pins it|(?:is|are) pinned)\b",
+            r"\bthe user (?:said|asked|wants|requested|explicitly|specified)\b[^.]{0,40}"
+            r"\b(?:not|only|keep|minimal|without|don't|never|must)\b",
+            r"\b(?:(?:doesn't|does not|don't|won't) support|not supported|unsupported)\b",
+            r"\b(?:the|one|a|main|key|hard|big) (?:constraint|limitation|restriction)"
+            r" (?:is|here)\b",
+            r"\b(?:isn't|is not|not|aren't) (?:feasible|possible|practical|viable)\b"
+            r"|\bforbid\w*|\bprohibit\w*|\bdisallow\w*|\bpinned (?:to|at)\b"
+            r"|\brul(?:e|es|ed) out\b",
+            r",? so (?:i|we) (?:won't|can't|cannot|must|have to|need to)\b"
+            r"|,? so [^.]{0,40}\b(?:has to|have to|must|isn't feasible|can't|cannot)\b",
+        ]
+    ),
+    _CUE,
+)
+
+PRUNING = re.compile(
+    "|".join(
+        [
+            r"\b(?:could|would|might)\b[^.;]{0,80}\bbut\b",
+            r"\b(?:considered|thought about|was going to|weighed)\b",
+            r"\brather than\b",
+            r"\binstead of\b(?=.*\b(?:i'll|i will|let me|let's|we'll|i'd|i'm going to|we should"
+            r"|better|safer|simpler)\b)",
+            r"\b(?:i'll|i will|let me|we'll)\b.*\binstead of\b",
+            r"\b(?:no need to|not necessary|unnecessary|don't need to|overkill|not worth"
+            r"|not an option|ruled? out|won't work|wouldn't work|would not work"
+            r"|too (?:risky|slow|long|complex|complicated|invasive|expensive|fragile|much))\b",
+            r"\bwould\b[^.;]{0,40}\b(?:hide|break|blow|fragile|slow|overkill|hit|miss|lose|mask"
+            r"|leak|conflict|complicate)\w*",
+            r"\b(?:option [ab12]|alternatively|another option|one option|the alternative"
+            r"|(?:two|three|several|a few) (?:ways|options|approaches))\b",
+            r"\b(?:tempting|not warranted|isn't warranted|isn't needed|not needed|is enough"
+            r"|suffices|that's out|off the table)\b|^skipping\b|\b(?:i'll|let's) skip\b",
+            r"\bwould be (?:harder|worse|slower|messier|riskier|uglier|overkill|more (?:complex"
+            r"|fragile|error-prone|work|code)|less (?:readable|safe|clear|robust))\b",
+            r"\b(?:won't|wouldn't|doesn't|will not|would not) help\b|\bno point\b|\bpointless\b",
+            r"\bwould\b[^.;]{0,40}\b(?:hammer|overload|flood|swallow|clobber|overwrit\w*"
+            r"|take ages|take forever)",
+            r"\bso (?:i'll|we'll|i will|let's)\b[^.]{0,60}\binstead\b|\brul(?:e|es|ed) out\b",
+            r"\b(?:opted|chose|picked|went with)\b[^.]{0,60}\b(?:over|instead of|rather than)\b",
+            r"\bbut\b[^.]{0,80}\b(?:safer|simpler|cleaner|easier|clearer|better|less risky)\b"
+            r"|;[^.;]{0,60}\b(?:is|are) (?:safer|simpler|cleaner|easier|clearer|better)\b",
+            r"\bwould\b[^.;]{0,40}\b(?:invalidate|corrupt|wipe)\w*",
+        ]
+    ),
+    _CUE,
+)
+
+CORRECTION = re.compile(
+    "|".join(
+        [
+            r"^(?:actually|wait\b,?|hmm+|oops|whoops|nope|hold on|correction|on second thought"
+            r"|scratch that|no wait|my bad)\b(?! times)",
+            r"\b(?:backwards|the wrong way round|mixed up|was off|was incorrect|misremembered"
+            r"|misjudged|jumped to (?:a )?conclusions?|mangled|clobbered)\b",
+            r"\brestor(?:e|ing) (?:it|the \w+) from git\b|\bsame (?:traceback|failure)\b"
+            r"|^(?:that's|this is|that is) [^.,]{1,40}, not\b",
+            r"\b(?:i was wrong|i was mistaken|my mistake|i made a mistake|i misread"
+            r"|i misunderstood|i missed|i overlooked|i forgot|wrong assumption|was wrong)\b",
+            r"\b(?:my (?:previous|earlier|first|last)|the (?:previous|earlier)) (?:fix|attempt"
+            r"|edit|change|command|query|search|grep|approach|try|pattern|guess|patch|run)\b",
+            r"\b(?:was|were) too (?:narrow|broad|strict|loose|specific|general)\b"
+            r"|\b(?:widening|broadening|narrowing) (?:it|the)\b",
+            r"\b(?:applied|edited|went|looked|ran|changed|patched)\b[^.]{0,30}\bwrong\b"
+            r"|\bundo(?:ing)?\b|\bundid\b|\bi (?:had )?assumed\b",
+            r"\b(?:didn't|did not|doesn't|does not) (?:work|match|help|exist|compile|fix)\b",
+            r"(?:^|[,;:]\s*)(?:that|this|it) (?:\w+ )?(?:failed|broke)\b|\bsame error\b"
+            r"|\bstill (?:fail\w*|broken|errors?|wrong)\b|\bno (?:matches|results)\b",
+            r"\blet me (?:try (?:again|a different|another|something else)|fix (?:that|this|it"
+            r"|the)|correct|redo|re-?run|retry|re-?check)\b|\btry (?:again|a different"
+            r"|another)\b|\bretrying\b|\bretry (?:it|with|that)\b|\bsearching again\b"
+            r"|\b(?:run|do) it again\b",
+            r"\bdifferent (?:approach|pattern|path|way|strategy)\b|\brevert(?:ing)?\b",
+            r"\b(?:turns out|i should have|not what i expected|that's not right"
+            r"|that isn't right)\b",
+            r"\b(?:command|query|edit|build|tests?|search|grep|call|install) (?:failed|fails)\b",
+        ]
+    ),
+    _CUE,
+)
+
+PLAN = re.compile(
+    "|".join(
+        [
+            r"^\s*1[.)]\s+\S[^\n]*\n(?:[^\n]*\n){0,6}?\s*2[.)]\s+\S",
+            r"\b1\)\s[^\n]{3,200}?\b2\)\s|\bstep 1\b[^\n]{0,200}\bstep 2\b"
+            r"|\b(?:my|the) next steps are\b",
+            r"\b(?:plan|steps|step by step|approach|strategy|next steps|my approach"
+            r"|(?:here's|here is) (?:my|the) (?:plan|approach)|let me break (?:this|it) down"
+            r"|to do this,? i'll need to)\s*:",
+            r"(?:\b(?:i'll|i will|let me|let's|we'll|we will|i'm going to|i need to|i should)\s+"
+            r"(?:\w+\s+)?|^\s*|[.:]\s+)(?:first\b,?|start (?:by|with)|begin (?:by|with)|to start,)"
+            r"[^\n]{0,200}?\b(?:then|after that|next|finally|afterwards)\b",
+        ]
+    ),
+    _CUE | re.MULTILINE,
+)
+
+
+def head(text: str, limit: int) -> str:
+    """The first ``limit`` characters, ending at a sentence end when one is near the cut,
+    so a cut never leaves a half sentence to be read as a signal.
+
+    >>> head("One. Two three four.", 12)
+    'One.'
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("\n"))
+    return cut[: end + 1] if end >= limit - 400 or end >= limit // 2 else cut
+
+
+def has_text(text: str) -> bool:
+    """Not empty or blank, without copying a huge string the way ``strip()`` does."""
+    return bool(text) and not text.isspace()
+
+
+def mask_code(text: str) -> str:
+    """Inline code becomes a neutral word, so `must_fail` or `cannot_retry` are not cues."""
+    return _INLINE_CODE.sub("CODE", _FENCE.sub(" CODE. ", text))
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences and lines of ``text`` (bounded), code masked.
+
+    >>> sentences("It failed. Let me retry.\\nDone")
+    ['It failed.', 'Let me retry.', 'Done']
+    """
+    masked = mask_code(head(text, MAX_SEGMENT))
+    return [s.strip()[:MAX_SENTENCE] for s in _SENTENCE.split(masked) if s.strip()]
+
+
+def cues(text: str, pattern: re.Pattern[str]) -> list[str]:
+    """The sentences of ``text`` in which ``pattern`` finds a cue.
+
+    >>> cues("I'll read it. We must not change the public API.", CONSTRAINT)
+    ['We must not change the public API.']
+    """
+    return [s for s in sentences(text) if pattern.search(s.lower())]
+
+
+def find_plan(text: str) -> str | None:
+    """The paragraph of ``text`` that states a multi-step plan, if any.
+
+    >>> find_plan("First I'll read the schema, then query both tables.")
+    "First I'll read the schema, then query both tables."
+    """
+    masked = mask_code(head(text, MAX_SEGMENT))
+    m = PLAN.search(masked.lower())
+    if m is None:
+        return None
+    start = masked.rfind("\n\n", 0, m.start()) + 1
+    end = masked.find("\n\n", m.end())
+    return masked[start : end if end >= 0 else None].strip()[: MAX_ITEM_CHARS * 2]
+
+
+# --- texts of a trace ------------------------------------------------------------------------
+
+
+def _texts(trace: ClaudeTrace, with_answer: bool = True) -> Iterator[str]:
+    """Thinking and reasoning before each call, then the answer, in that order; at most
+    ``MAX_TEXT`` in all, given first to the text before calls (short, and where Claude says
+    what it is doing), then the answer, then thinking (long)."""
+    parts = [
+        (t, 2 if kind else 0)
+        for c in trace.tool_calls
+        for kind, t in enumerate((c.reasoning, c.thinking))
+    ]
+    if with_answer:
+        parts.append((trace.claude_response, 1))
+    budget = MAX_TEXT
+    chosen: dict[int, str] = {}
+    for i, (text, _) in sorted(enumerate(parts), key=lambda p: p[1][1]):
+        if budget <= 0:
+            break
+        if has_text(text):
+            chosen[i] = head(text, min(MAX_SEGMENT, budget))
+            budget -= len(chosen[i])
+    for i in sorted(chosen):
+        yield chosen[i]
+
+
+def _collect(trace: ClaudeTrace, pattern: re.Pattern[str]) -> list[str]:
+    out: list[str] = []
+    for text in _texts(trace):
+        for s in cues(text, pattern):
+            item = s[:MAX_ITEM_CHARS]
+            if item not in out:
+                out.append(item)
+            if len(out) >= MAX_ITEMS:
+                return out
+    return out
+
+
+def _first_line(text: str | None, width: int = 120) -> str:
+    lines = (text or "")[:2000].strip().splitlines()
+    return lines[0][:width] if lines else "no error text"
+
+
+def retried_failures(calls: list[ToolCall]) -> list[str]:
+    """Structural self-corrections: a failed call retried (same tool) with changed input."""
+    out: list[str] = []
+    for i, failed in enumerate(calls):
+        if failed.success:
+            continue
+        for later in calls[i + 1 : i + 4]:
+            if later.tool == failed.tool and later.agent_id == failed.agent_id:
+                if later.args != failed.args:
+                    out.append(
+                        f"retried {failed.tool} with changed input after it failed: "
+                        f"{_first_line(failed.error or failed.output)}"
+                    )
+                break
+    return out[:MAX_ITEMS]
+
+
+# --- structure -------------------------------------------------------------------------------
 
 
 def depth_of(steps: int) -> ExplorationDepth:
@@ -32,41 +320,200 @@ def depth_of(steps: int) -> ExplorationDepth:
     return ExplorationDepth.MINIMAL
 
 
+_PROGRAM = re.compile(r"^\s*(?:(?:sudo|env|time|nice)\s+)?(?:\w+=\S*\s+)*([\w./-]+)")
+READ_PROGRAMS = frozenset(
+    ["ls", "cat", "head", "tail", "find", "grep", "rg", "ag", "fd", "tree", "wc", "less"]
+    + ["more", "file", "stat", "du", "df", "pwd", "which"]
+)
+TEST_RUN = re.compile(
+    r"\b(?:pytest|py\.test|tox|nox|unittest|jest|vitest|mocha|go test|cargo test|npm (?:run )?test"
+    r"|yarn test|pnpm test|make (?:test|check)|rspec|phpunit|ctest|mvn test|gradle test)\b"
+)
+DB_COMMAND = re.compile(
+    r"\b(?:psql|mysql|sqlite3|mongosh|mongo|redis-cli|pg_dump|cqlsh|clickhouse-client|duckdb"
+    r"|makemigrations|migrate|alembic|flyway|liquibase)\b|\bselect\b[\s\S]{1,200}?\bfrom\b"
+    r"|\b(?:insert into|delete from|create table|alter table|drop table)\b|\bupdate \w+ set\b",
+    _I,
+)
+DB_TOOL = re.compile(r"sql|postgres|mysql|database|bigquery|supabase|mongo|redis", _I)
+# Read-only terminal commands count as exploring (psql SELECTs, git log, ls, cat ...).
+READ_ONLY_COMMAND = re.compile(
+    r"^\s*(?:ls|cat|head|tail|find|grep|rg|ag|fd|tree|wc|less|file|stat|du|df|pwd|which"
+    r"|git (?:log|show|status|diff|blame|branch)|gh (?:run|pr|issue) (?:view|list))\b"
+    r"|\bselect\b[\s\S]{1,200}?\bfrom\b|^\s*(?:psql|sqlite3|mysql)\b[^|;]*(?:\\d|\.schema)",
+    _I,
+)
+
+
+def command_of(call: ToolCall) -> str:
+    cmd = call.args.get("command") if call.tool in TERMINAL_TOOLS else None
+    return cmd[:2000] if isinstance(cmd, str) else ""
+
+
+def program_of(call: ToolCall) -> str:
+    m = _PROGRAM.match(command_of(call))
+    return m.group(1).rsplit("/", 1)[-1] if m else ""
+
+
+def is_db_call(call: ToolCall) -> bool:
+    if call.tool in TERMINAL_TOOLS:
+        return bool(DB_COMMAND.search(command_of(call)))
+    return call.tool.startswith("mcp__") and bool(DB_TOOL.search(call.tool))
+
+
+def is_exploring(call: ToolCall) -> bool:
+    """A call that only looks: a read tool or a read-only terminal command."""
+    if call.tool in EXPLORE_TOOLS:
+        return True
+    return call.tool in TERMINAL_TOOLS and bool(READ_ONLY_COMMAND.search(command_of(call)))
+
+
+def _main(trace: ClaudeTrace) -> list[ToolCall]:
+    return [c for c in trace.tool_calls if not c.agent_id]
+
+
+def _edit_test_cycles(calls: list[ToolCall]) -> int:
+    """How often an edit is followed by a test run: edit → test → edit → test is iterating."""
+    cycles, edited = 0, False
+    for c in calls:
+        if c.tool in EDIT_TOOLS:
+            edited = True
+        elif edited and TEST_RUN.search(command_of(c)):
+            cycles, edited = cycles + 1, False
+    return cycles
+
+
 def workflow_of(trace: ClaudeTrace) -> WorkflowType:
-    calls = [c for c in trace.tool_calls if not c.agent_id]
+    calls = _main(trace)
     per_batch: dict[int, int] = {}
     for c in calls:
         if c.batch is not None:
             per_batch[c.batch] = per_batch.get(c.batch, 0) + 1
     if any(n > 1 for n in per_batch.values()):  # several tool_use blocks in one message
         return WorkflowType.PARALLEL
-    # a failed call followed by another call of the same tool: try, fail, adjust, retry
-    for before, after in zip(calls, calls[1:], strict=False):
-        if not before.success and after.tool == before.tool:
+    # try, fail, adjust, try again: a failed call followed later by the same tool
+    for i, c in enumerate(calls):
+        if not c.success and any(later.tool == c.tool for later in calls[i + 1 :]):
             return WorkflowType.ITERATIVE
+    if _edit_test_cycles(calls) >= 2:
+        return WorkflowType.ITERATIVE
     explored = 0
     for c in calls:
-        if c.tool not in EXPLORE_TOOLS:
+        if not is_exploring(c):
             break
         explored += 1
     return WorkflowType.EXPLORATORY if explored >= 3 else WorkflowType.LINEAR
 
 
 def reasoning_chain(trace: ClaudeTrace) -> list[str]:
-    texts = [c.reasoning for c in trace.tool_calls if not c.agent_id and c.reasoning.strip()]
-    return [s.strip() for t in texts for s in _SENTENCE.split(t.strip()) if s.strip()]
+    texts = [c.reasoning[:MAX_SEGMENT] for c in _main(trace) if has_text(c.reasoning)]
+    chain = [s.strip() for t in texts for s in _SENTENCE.split(t.strip()) if s.strip()]
+    return chain[: MAX_ITEMS * 5]
+
+
+# --- categories ------------------------------------------------------------------------------
+
+REFACTOR_PROMPT = re.compile(
+    r"\b(?:refactor\w*|renam\w*|extract\w*|restructur\w*|clean(?:\s|-)?up|deduplicat\w*|dedupe"
+    r"|simplif\w*|reorgani[sz]\w*|consolidat\w*|tidy|split \w+ into|move \w+ (?:in)?to)\b",
+    _I,
+)
+DEBUG_PROMPT = re.compile(
+    r"\b(?:bugs?|errors?(?! handling)|crash\w*|fail\w*|broken|fix\w*|traceback|exception"
+    r"|stack ?trace|slow\w*|hangs?|hanging|regression|debug\w*|investigat\w*|not working"
+    r"|doesn't work|does not work|why (?:is|does|do|did|are|am)|make\b[^.]{0,60}\bpass)\b",
+    _I,
+)
+
+
+def _debugging(trace: ClaudeTrace, calls: list[ToolCall]) -> bool:
+    if DEBUG_PROMPT.search(trace.user_prompt[:MAX_SEGMENT]):
+        return True
+    # a failing test run, then an edit: the turn was fixing something
+    for i, c in enumerate(calls):
+        if not c.success and TEST_RUN.search(command_of(c)):
+            return any(later.tool in EDIT_TOOLS for later in calls[i + 1 :])
+    return False
+
+
+def _system(calls: list[ToolCall]) -> bool:
+    """Half the calls or more are terminal work that is neither a query nor a test run."""
+    ops = [
+        c
+        for c in calls
+        if c.tool in TERMINAL_TOOLS and not is_db_call(c) and not TEST_RUN.search(command_of(c))
+    ]
+    return bool(ops) and len(ops) * 2 >= len(calls)
+
+
+def _exploring(every: list[ToolCall]) -> bool:
+    """No edits, and most calls (subagents' too) only looked at files."""
+    work = [c for c in every if c.tool not in AGENT_TOOLS]
+    if not work or any(c.tool in EDIT_TOOLS for c in work):
+        return False
+    looked = sum(1 for c in work if c.tool in EXPLORE_TOOLS or program_of(c) in READ_PROGRAMS)
+    return looked * 2 > len(work)
+
+
+def categories_of(trace: ClaudeTrace, signals: ReasoningSignals) -> list[Category]:
+    """The seed's categories that fit the trace, in the enum's order."""
+    calls = _main(trace)
+    tools = {c.tool for c in calls}
+    edits = any(c.tool in EDIT_TOOLS for c in trace.tool_calls)
+    found = {
+        Category.DATABASE_QUERIES: any(is_db_call(c) for c in trace.tool_calls),
+        Category.CODE_REFACTORING: edits and bool(REFACTOR_PROMPT.search(trace.user_prompt)),
+        Category.DEBUGGING: _debugging(trace, calls),
+        Category.FILE_EXPLORATION: _exploring(trace.tool_calls),
+        Category.SYSTEM_COMMANDS: _system(calls),
+        Category.MULTI_TOOL_WORKFLOWS: len(tools) >= 3 or (len(tools) >= 2 and len(calls) >= 4),
+        Category.COMPLEX_REASONING: bool(signals.explicit_plan or signals.pruning_decisions),
+    }
+    return [c for c in Category if found[c]]
+
+
+# --- the extractor ---------------------------------------------------------------------------
+
+
+class ReasoningSignalExtractor:
+    """Every seed signal of a trace, from text cues and structure; pure and bounded.
+
+    >>> from capture.schema import ClaudeTrace, ToolCall
+    >>> t = ClaudeTrace(trace_id="x", user_prompt="fix it", tool_calls=[
+    ...     ToolCall(tool="Bash", args={"command": "cat a"}, success=False, error="no such file"),
+    ...     ToolCall(tool="Bash", args={"command": "cat b"}, reasoning="Actually, it is b.")])
+    >>> s = ReasoningSignalExtractor().extract(t)
+    >>> s.workflow_type.value, len(s.self_corrections)
+    ('iterative', 2)
+    """
+
+    def extract(self, trace: ClaudeTrace) -> ReasoningSignals:
+        main = _main(trace)
+        chain = reasoning_chain(trace)
+        plan = next(
+            (p for text in _texts(trace, with_answer=False) if (p := find_plan(text))), None
+        )
+        corrections = retried_failures(trace.tool_calls) + _collect(trace, CORRECTION)
+        signals = ReasoningSignals(
+            tool_sequence=[c.tool for c in main],
+            reasoning_steps=len(main) + has_text(trace.claude_response),
+            exploration_depth=depth_of(len(trace.tool_calls)),
+            used_terminal=any(c.tool in TERMINAL_TOOLS for c in trace.tool_calls),
+            multi_step_reasoning=len(main) >= 2 or len(chain) >= 2 or plan is not None,
+            constraints_detected=_collect(trace, CONSTRAINT),
+            pruning_decisions=_collect(trace, PRUNING),
+            self_corrections=corrections[:MAX_ITEMS],
+            workflow_type=workflow_of(trace),
+            explicit_plan=plan,
+            reasoning_chain=chain,
+        )
+        signals.categories = categories_of(trace, signals)
+        return signals
+
+
+_EXTRACTOR = ReasoningSignalExtractor()
 
 
 def extract_signals(trace: ClaudeTrace) -> ReasoningSignals:
-    main = [c for c in trace.tool_calls if not c.agent_id]
-    chain = reasoning_chain(trace)
-    steps = len(main) + (1 if trace.claude_response.strip() else 0)
-    return ReasoningSignals(
-        tool_sequence=[c.tool for c in main],
-        reasoning_steps=steps,
-        exploration_depth=depth_of(len(main)),
-        used_terminal=any(c.tool in TERMINAL_TOOLS for c in trace.tool_calls),
-        multi_step_reasoning=len(main) >= 2 or len(chain) >= 2,
-        workflow_type=workflow_of(trace),
-        reasoning_chain=chain,
-    )
+    """The signals of ``trace`` (what the assembler and ``bc-capture reextract`` call)."""
+    return _EXTRACTOR.extract(trace)
