@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from capture.store import Problem
+from capture.transcript import result_text
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
 
 
@@ -145,8 +146,13 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
                 call.batch, call.index = batch, index
                 call.agent_id = call.agent_id or p.get("agent_id")
                 resp = item.get("tool_response")
+                # a list is content blocks (an Agent's answer): the model saw their text
                 call.output = (
-                    resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False)
+                    resp
+                    if isinstance(resp, str)
+                    else result_text(resp)
+                    if isinstance(resp, list)
+                    else json.dumps(resp, ensure_ascii=False)
                 )
             if in_batch:
                 # parallel calls start in any order; the text belongs to the first block

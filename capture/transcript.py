@@ -7,20 +7,27 @@ Rules the real files need (see ``shared/fixtures/claude-code/README.md``):
 * parallel tool results come as separate ``user`` lines;
 * bookkeeping lines (``queue-operation``, ``api-request*``, ``last-prompt``, …) and
   unknown line types are skipped, never fatal; so are meta/command/compact-summary
-  ``user`` lines, which are not prompts;
+  ``user`` lines (``/compact`` and its ``compact_boundary``), which are not prompts;
 * ``parentUuid`` is not followed (attachments break the chain): file order is used;
-* subagents live in ``<session>/subagents/agent-<id>.jsonl``; their calls are attached
-  to the turn whose Agent call started them.
+* subagents live in ``<session>/subagents/agent-<id>.jsonl`` (with ``agent-<id>.meta.json``
+  naming the Agent call); their calls are attached to the turn whose Agent call started them.
+
+Files are read as a stream (``iter_lines`` from a byte offset, ``TurnBuilder`` fed line by
+line), so a transcript of any size is read in memory bounded by its largest turn, and a
+reader can stop and resume at the start of any prompt line.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import orjson
 
 from capture.store import Problem
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
@@ -30,7 +37,56 @@ NOT_PROMPTS = (
     "<local-command-stdout>",
     "<local-command-caveat>",
     "<command-message>",
+    "[Request interrupted by user",
 )
+# stop reasons after which the model waits for the user: the turn's answer is in
+FINAL_STOPS = frozenset({"end_turn", "stop_sequence", "max_tokens", "refusal"})
+
+
+# --- reading lines ------------------------------------------------------------------------
+
+
+def parse_line(raw: bytes) -> Any:
+    """One JSON line; orjson first (fast), the stdlib for what orjson refuses (huge ints)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+@dataclass
+class Cursor:
+    """Where a streamed read stands: the next byte to read and the lines before it."""
+
+    offset: int = 0
+    line: int = 0
+
+
+def iter_lines(
+    fh: BinaryIO, path: Path, cursor: Cursor, problems: list[Problem]
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """``(offset, line number, object)`` of each whole line from ``cursor`` on.
+
+    ``cursor`` advances past every whole line (malformed ones are reported in
+    ``problems``). A last line without its newline is left unread: it is either being
+    written right now or torn, and the caller decides which.
+    """
+    fh.seek(cursor.offset)
+    for raw in fh:
+        if not raw.endswith(b"\n"):
+            return
+        start = cursor.offset
+        cursor.offset += len(raw)
+        cursor.line += 1
+        if not raw.strip():
+            continue
+        try:
+            obj = parse_line(raw)
+        except ValueError as exc:
+            problems.append(Problem(path, cursor.line, f"malformed: {exc}"))
+            continue
+        if isinstance(obj, dict):
+            yield start, cursor.line, obj
 
 
 @dataclass
@@ -40,31 +96,18 @@ class Lines:
 
 
 def read_lines(path: Path) -> Lines:
-    """The JSON objects of a transcript file; malformed and torn lines are reported."""
+    """The JSON objects of a (small) transcript file; malformed and torn lines are reported."""
     out = Lines()
+    cursor = Cursor()
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except ValueError as exc:
-                torn = not raw.endswith(b"\n")
-                out.problems.append(
-                    Problem(path, number, "torn last line" if torn else f"malformed: {exc}")
-                )
-                continue
-            if isinstance(obj, dict):
-                out.lines.append(obj)
+        out.lines = [obj for _, _, obj in iter_lines(fh, path, cursor, out.problems)]
+        fh.seek(cursor.offset)
+        if fh.read(1):
+            out.problems.append(Problem(path, cursor.line + 1, "torn last line"))
     return out
 
 
-def subagent_files(transcript: Path) -> dict[str, Path]:
-    """``agent-<id>.jsonl`` files next to a session transcript, by agent id."""
-    folder = transcript.with_suffix("") / "subagents"
-    if not folder.is_dir():
-        return {}
-    return {p.stem.removeprefix("agent-"): p for p in sorted(folder.glob("agent-*.jsonl"))}
+# --- one transcript's turns ---------------------------------------------------------------
 
 
 def _ts(value: Any) -> float | None:
@@ -114,6 +157,8 @@ class _Turn:
     text: list[str] = field(default_factory=list)  # assistant text since the last tool_use
     thinking: list[str] = field(default_factory=list)
     batches: dict[str, tuple[int, int]] = field(default_factory=dict)  # message id -> (batch, next)
+    open_calls: set[str] = field(default_factory=set)  # tool uses still waiting for a result
+    stop_reason: str | None = None  # of the last assistant message
 
     def block(self, line: dict[str, Any], block: dict[str, Any], agent: str | None) -> None:
         kind = block.get("type")
@@ -136,9 +181,12 @@ class _Turn:
             call.started_at = _ts(line.get("timestamp"))
             call.agent_id = agent
             self.text, self.thinking = [], []
+            self.open_calls.add(block["id"])
 
     def result(self, line: dict[str, Any], block: dict[str, Any]) -> None:
-        call = self.draft.call(str(block.get("tool_use_id")))
+        tool_use_id = str(block.get("tool_use_id"))
+        self.open_calls.discard(tool_use_id)
+        call = self.draft.call(tool_use_id)
         call.output = result_text(block.get("content"))
         call.ended_at = _ts(line.get("timestamp"))
         structured = line.get("toolUseResult")
@@ -150,90 +198,228 @@ class _Turn:
         if isinstance(structured, dict | list):
             call.tool_response = structured
 
-    def finish(self) -> None:
+    def assistant(self, line: dict[str, Any], agent: str | None) -> None:
+        message = line.get("message") or {}
+        if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
+            self.draft.model = message["model"]
+        for block in message.get("content") or []:
+            if isinstance(block, dict):
+                self.block(line, block, agent)
+        stop = message.get("stop_reason")
+        self.stop_reason = stop if isinstance(stop, str) else self.stop_reason
+        self.draft.ended_at = _ts(line.get("timestamp")) or self.draft.ended_at
+
+    def answered(self) -> bool:
+        """The model gave its final answer and waits for the user."""
+        return self.stop_reason in FINAL_STOPS and not self.open_calls
+
+    def finish(self) -> TurnDraft:
         self.draft.response = "\n\n".join(t for t in self.text if t.strip())
         self.draft.complete = bool(self.draft.response)
+        return self.draft
+
+
+def _new_turn(line: dict[str, Any], prompt: str) -> _Turn:
+    return _Turn(
+        TurnDraft(
+            source="transcript",
+            prompt=prompt,
+            prompt_id=line.get("promptId"),
+            session_id=line.get("sessionId"),
+            started_at=_ts(line.get("timestamp")),
+            cwd=line.get("cwd"),
+            git_branch=line.get("gitBranch") or None,
+            version=line.get("version"),
+            permission_mode=line.get("permissionMode"),
+        )
+    )
+
+
+class TurnBuilder:
+    """Turns of one transcript file, fed a line at a time.
+
+    ``feed`` hands back the previous turn, finished, when a line starts the next one;
+    ``close`` hands back the last. ``answered``/``ended`` tell whether the turn still
+    open has reached its final answer / whether Claude Code exited after it.
+    """
+
+    def __init__(self, agent: str | None = None) -> None:
+        self.agent = agent
+        self.current: _Turn | None = None
+        self.ended = False  # a ``cost-state`` line (written at exit) followed the open turn
+
+    def feed(self, line: dict[str, Any]) -> TurnDraft | None:
+        kind = line.get("type")
+        if self.agent is None and line.get("isSidechain"):
+            return None  # older versions wrote subagent lines inline; they are not this turn's
+        if kind == "cost-state":
+            self.ended = True
+        if kind == "user":
+            prompt = _prompt_text(line)
+            if prompt is not None:
+                done = self.close()
+                self.current, self.ended = _new_turn(line, prompt), False
+                return done
+            content = (line.get("message") or {}).get("content")
+            if self.current and isinstance(content, list):
+                for block in content:
+                    if isinstance(block, dict) and block.get("type") == "tool_result":
+                        self.current.result(line, block)
+        elif kind == "assistant" and self.current:
+            self.current.assistant(line, self.agent)
+        return None
+
+    @property
+    def answered(self) -> bool:
+        return self.current is not None and self.current.answered()
+
+    def close(self) -> TurnDraft | None:
+        done = self.current.finish() if self.current else None
+        self.current = None
+        return done
 
 
 def turns_from_lines(lines: Iterable[dict[str, Any]], agent: str | None = None) -> list[TurnDraft]:
     """One draft per user prompt of one transcript file (a subagent file: its task)."""
-    turns: list[_Turn] = []
-    for line in lines:
-        kind = line.get("type")
-        if agent is None and line.get("isSidechain"):
-            continue  # older versions wrote subagent lines inline; they are not this turn's
-        if kind == "user":
-            prompt = _prompt_text(line)
-            content = (line.get("message") or {}).get("content")
-            if prompt is not None:
-                if turns:
-                    turns[-1].finish()
-                turns.append(
-                    _Turn(
-                        TurnDraft(
-                            source="transcript",
-                            prompt=prompt,
-                            prompt_id=line.get("promptId"),
-                            session_id=line.get("sessionId"),
-                            started_at=_ts(line.get("timestamp")),
-                            cwd=line.get("cwd"),
-                            git_branch=line.get("gitBranch") or None,
-                            version=line.get("version"),
-                            permission_mode=line.get("permissionMode"),
-                        )
-                    )
-                )
-            elif turns and isinstance(content, list):
-                for block in content:
-                    if isinstance(block, dict) and block.get("type") == "tool_result":
-                        turns[-1].result(line, block)
-        elif kind == "assistant" and turns:
-            message = line.get("message") or {}
-            if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
-                turns[-1].draft.model = message["model"]
-            for block in message.get("content") or []:
-                if isinstance(block, dict):
-                    turns[-1].block(line, block, agent)
-            turns[-1].draft.ended_at = _ts(line.get("timestamp")) or turns[-1].draft.ended_at
-    if turns:
-        turns[-1].finish()
-    return [t.draft for t in turns]
+    builder = TurnBuilder(agent)
+    out = [t for line in lines if (t := builder.feed(line)) is not None]
+    last = builder.close()
+    return out + [last] if last else out
 
 
-def attach_subagent(turns: list[TurnDraft], agent_id: str, lines: list[dict[str, Any]]) -> None:
-    """Put a subagent's calls into the turn whose Agent call started it."""
-    calls: list[CallDraft] = [
-        c for t in turns_from_lines(lines, agent_id) for c in t.calls.values()
-    ]
-    prompt_ids = {ln.get("promptId") for ln in lines if ln.get("promptId")}
-    for turn in turns:
-        parent = next(
+# --- subagents ----------------------------------------------------------------------------
+
+
+@dataclass
+class Subagent:
+    """One ``agent-<id>.jsonl`` of a session, with what its ``.meta.json`` says."""
+
+    agent_id: str
+    path: Path
+    tool_use_id: str | None = None  # the Agent call that started it
+    agent_type: str | None = None
+    _prompt_id: str | None = field(default=None, repr=False)
+    _prompt_read: bool = field(default=False, repr=False)
+
+    @classmethod
+    def at(cls, agent_id: str, path: Path) -> Subagent:
+        meta: Any = {}
+        meta_path = path.with_suffix(".meta.json")
+        # older versions write no meta file: the Agent call's result links it then
+        if _within(meta_path, path.parent.resolve()):
+            with suppress(OSError, ValueError):
+                meta = parse_line(meta_path.read_bytes())
+        meta = meta if isinstance(meta, dict) else {}
+        tool_use_id, agent_type = meta.get("toolUseId"), meta.get("agentType")
+        return cls(
+            agent_id,
+            path,
+            tool_use_id if isinstance(tool_use_id, str) else None,
+            agent_type if isinstance(agent_type, str) and agent_type else None,
+        )
+
+    def prompt_id(self) -> str | None:
+        """The ``promptId`` of its first line that has one (read once, only as far as needed)."""
+        if not self._prompt_read:
+            self._prompt_read = True
+            try:
+                with self.path.open("rb") as fh:
+                    for _, _, obj in iter_lines(fh, self.path, Cursor(), []):
+                        if isinstance(obj.get("promptId"), str):
+                            self._prompt_id = obj["promptId"]
+                            break
+            except OSError:
+                pass
+        return self._prompt_id
+
+    def parent_in(self, turn: TurnDraft) -> CallDraft | None:
+        """The Agent call of ``turn`` that started this subagent, if it is there."""
+        if self.tool_use_id and self.tool_use_id in turn.calls:
+            return turn.calls[self.tool_use_id]
+        return next(
             (
                 c
                 for c in turn.calls.values()
                 if c.tool in AGENT_TOOLS
                 and isinstance(c.tool_response, dict)
-                and c.tool_response.get("agentId") == agent_id
+                and c.tool_response.get("agentId") == self.agent_id
             ),
             None,
         )
-        if parent or turn.prompt_id in prompt_ids:
-            for call in calls:
-                call.parent_tool_use_id = parent.tool_use_id if parent else None
-                turn.calls[call.tool_use_id] = call
+
+    def belongs_to(self, turn: TurnDraft) -> bool:
+        if self.parent_in(turn):
+            return True
+        return turn.prompt_id is not None and self.prompt_id() == turn.prompt_id
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """A regular file inside ``folder`` (resolved), not a link that leads elsewhere."""
+    try:
+        return path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(folder)
+    except OSError:
+        return False
+
+
+def subagent_files(transcript: Path) -> dict[str, Path]:
+    """``agent-<id>.jsonl`` files next to a session transcript, by agent id."""
+    folder = transcript.with_suffix("") / "subagents"
+    if not folder.is_dir():
+        return {}
+    root = transcript.parent.resolve()
+    return {
+        p.stem.removeprefix("agent-"): p
+        for p in sorted(folder.glob("agent-*.jsonl"))
+        if _within(p, root)
+    }
+
+
+def subagents_of(transcript: Path, extra: dict[str, Path] | None = None) -> list[Subagent]:
+    found = {**subagent_files(transcript), **(extra or {})}
+    return [Subagent.at(aid, p) for aid, p in found.items() if p.is_file()]
+
+
+def add_subagent_calls(turn: TurnDraft, sub: Subagent, lines: list[dict[str, Any]]) -> None:
+    """Put a subagent's calls into ``turn`` (the one whose Agent call started it)."""
+    parent = sub.parent_in(turn)
+    for draft in turns_from_lines(lines, sub.agent_id):
+        for call in draft.calls.values():
+            call.parent_tool_use_id = parent.tool_use_id if parent else None
+            call.agent_type = call.agent_type or sub.agent_type
+            turn.calls[call.tool_use_id] = call
+
+
+def attach_subagents(
+    turn: TurnDraft, subagents: list[Subagent], problems: list[Problem]
+) -> list[Subagent]:
+    """Attach every subagent that belongs to ``turn``; returns those attached."""
+    attached = [s for s in subagents if s.belongs_to(turn)]
+    for sub in attached:
+        read = read_lines(sub.path)
+        problems += read.problems
+        add_subagent_calls(turn, sub, read.lines)
+    return attached
+
+
+def attach_subagent(turns: list[TurnDraft], agent_id: str, lines: list[dict[str, Any]]) -> None:
+    """Put a subagent's calls (already read) into the turn whose Agent call started it."""
+    sub = Subagent(agent_id, Path())
+    prompt_ids = {ln.get("promptId") for ln in lines if ln.get("promptId")}
+    for turn in turns:
+        if sub.parent_in(turn) or turn.prompt_id in prompt_ids:
+            add_subagent_calls(turn, sub, lines)
             return
 
 
 def turns_from_transcript(
     path: Path, subagents: dict[str, Path] | None = None
 ) -> tuple[list[TurnDraft], list[Problem]]:
-    """Read a session transcript and its subagent transcripts into turn drafts."""
+    """Read a whole session transcript and its subagent transcripts into turn drafts."""
     main = read_lines(path)
     turns = turns_from_lines(main.lines)
     problems = list(main.problems)
-    for agent_id, sub_path in {**subagent_files(path), **(subagents or {})}.items():
-        if sub_path.is_file():
-            sub = read_lines(sub_path)
-            problems += sub.problems
-            attach_subagent(turns, agent_id, sub.lines)
+    subs = subagents_of(path, subagents)
+    for turn in turns:
+        for sub in attach_subagents(turn, subs, problems):
+            subs.remove(sub)
     return turns, problems

@@ -66,6 +66,8 @@ class TurnDraft:
     model: str | None = None
     version: str | None = None
     permission_mode: str | None = None
+    system_prompt_id: str | None = None  # keys into sessions/<session>.json (proxy only)
+    tools_id: str | None = None
     sources: set[CaptureSource] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -142,6 +144,8 @@ def merge_turn(a: TurnDraft, b: TurnDraft) -> TurnDraft:
         model=_first(a.model, b.model),
         version=_first(a.version, b.version),
         permission_mode=_first(a.permission_mode, b.permission_mode),
+        system_prompt_id=_first(a.system_prompt_id, b.system_prompt_id),
+        tools_id=_first(a.tools_id, b.tools_id),
         sources=a.sources | b.sources,
     )
 
@@ -152,6 +156,62 @@ def _same_turn(a: TurnDraft, b: TurnDraft) -> bool:
     if a.prompt_id and b.prompt_id:
         return a.prompt_id == b.prompt_id
     return a.prompt.strip() == b.prompt.strip()
+
+
+def _ts(dt: datetime | None) -> float | None:
+    return dt.timestamp() if dt is not None else None
+
+
+def from_trace(trace: ClaudeTrace) -> TurnDraft:
+    """A stored trace as one more source, so merging with it keeps the richer fields.
+
+    ``index`` is rebuilt from the stored order, so ``to_trace`` orders the calls the same.
+    """
+    sources: set[CaptureSource] = set(trace.sources) or {"manual"}
+    draft = TurnDraft(
+        source=min(sources, key=SOURCE_PRIORITY.index),
+        prompt=trace.user_prompt,
+        prompt_id=trace.prompt_id,
+        session_id=trace.session_id,
+        started_at=_ts(trace.started_at),
+        ended_at=_ts(trace.ended_at),
+        response=trace.claude_response,
+        complete=trace.complete,
+        cwd=trace.cwd,
+        git_branch=trace.git_branch,
+        model=trace.model,
+        version=trace.claude_code_version,
+        permission_mode=trace.permission_mode,
+        system_prompt_id=trace.system_prompt_id,
+        tools_id=trace.tools_id,
+        sources=sources,
+    )
+    seen: dict[tuple[str | None, int | None], int] = {}
+    for n, c in enumerate(trace.tool_calls):
+        index = seen[(c.agent_id, c.batch)] = seen.get((c.agent_id, c.batch), -1) + 1
+        tid = c.tool_use_id or f"call-{n}"
+        draft.calls[tid] = CallDraft(
+            tool_use_id=tid,
+            tool=c.tool,
+            args=c.args,
+            output=c.output,
+            reasoning=c.reasoning,
+            thinking=c.thinking,
+            success=c.success,
+            error=c.error,
+            is_interrupt=c.is_interrupt,
+            duration_ms=c.duration_ms,
+            started_at=_ts(c.started_at),
+            ended_at=_ts(c.ended_at),
+            tool_response=c.tool_response,
+            message_id=c.message_id,
+            agent_id=c.agent_id,
+            agent_type=c.agent_type,
+            parent_tool_use_id=c.parent_tool_use_id,
+            batch=c.batch,
+            index=index,
+        )
+    return draft
 
 
 def merge(*sources: list[TurnDraft]) -> list[TurnDraft]:
@@ -263,6 +323,8 @@ def to_trace(turn: TurnDraft) -> ClaudeTrace:
         model=turn.model,
         claude_code_version=turn.version,
         permission_mode=turn.permission_mode,
+        system_prompt_id=turn.system_prompt_id,
+        tools_id=turn.tools_id,
         sources=sorted(turn.sources, key=SOURCE_PRIORITY.index),
         complete=turn.complete,
     )

@@ -2,17 +2,15 @@
 
 ``hooks/record.py`` starts this detached at Stop, SubagentStop and SessionEnd. It reads
 the session's spool and the transcript the hooks point at, assembles one trace per
-user prompt the hooks saw, appends new or changed traces to the store, and deletes
-the spool once the session has ended. Runs for one session are serialised by a lock,
-and a per-session state file (trace id → content hash) makes re-running a no-op.
+user prompt the hooks saw, hands them to ``capture.ingest`` (which merges them with
+what is stored and appends only what changed, so re-running is a no-op), and deletes
+the spool once the session has ended. Runs for one session are serialised by a lock.
 Errors go to the side log, never to Claude Code.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from capture import paths
 from capture.errlog import log_error
+from capture.ingest import ingest
 from capture.schema import ClaudeTrace
 from capture.spool import read_spool, transcript_paths, turns_from_hooks
 from capture.store import Problem, TraceStorage
@@ -34,27 +33,6 @@ class SessionResult:
     written: int = 0
     ended: bool = False
     problems: list[Problem] = field(default_factory=list)
-
-
-def _digest(trace: ClaudeTrace) -> str:
-    data = json.dumps(trace.record(), sort_keys=True, ensure_ascii=False).encode()
-    return hashlib.sha256(data).hexdigest()
-
-
-def _load_state(path: Path) -> dict[str, str]:
-    try:
-        state = json.loads(path.read_text())
-        return state if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_state(path: Path, state: dict[str, str]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh)
-    os.replace(tmp, path)
 
 
 def _drop_spool(spool: Path, size_read: int) -> None:
@@ -96,12 +74,8 @@ def assemble_session(session_id: str, home: Path | None = None) -> SessionResult
                 if (t.prompt_id in seen if t.prompt_id else t.prompt.strip() in prompts)
             ]
         result.traces = assemble(hook_turns, transcript_turns)
-        state_path = state_dir / f"{session_id}.json"
-        state = _load_state(state_path)
-        changed = [t for t in result.traces if state.get(t.trace_id) != _digest(t)]
-        result.written = TraceStorage(paths.traces_dir(home)).append(changed)
-        state.update({t.trace_id: _digest(t) for t in changed})
-        _save_state(state_path, state)
+        report = ingest(result.traces, TraceStorage(paths.traces_dir(home)))
+        result.written = len(report.written)
         result.ended = any(e.name == "SessionEnd" for e in read.events)
         if result.ended:
             _drop_spool(spool, size)

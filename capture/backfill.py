@@ -1,0 +1,435 @@
+"""Import Claude Code's session transcripts into the store (``bc-capture import``).
+
+Claude Code keeps every session as ``<projects>/<dashed cwd>/<session>.jsonl`` (plus
+``<session>/subagents/agent-<id>.jsonl``) for ``cleanupPeriodDays``. This module turns
+them into traces through the one assembler (``capture.transcript`` → ``capture.turns``
+→ ``capture.ingest``), so a prompt already captured by the hooks or the proxy is merged,
+never duplicated. ``capture.watcher`` calls ``import_file`` for every change it sees.
+
+Incremental and safe to interrupt. Per transcript file, ``$BC_HOME/state/transcripts/
+<hash of path>.json`` remembers the inode, a hash of the first bytes and the byte offset
+to go on from; a file that was truncated or replaced is read again from the start. A
+turn is written only once it is complete: the next prompt follows it, its final answer
+is in, Claude Code exited (``cost-state``), or the file has been idle ``IDLE_SECONDS``.
+The offset kept is the start of the last turn, so what is appended to a turn is never
+lost; re-reading is harmless because ``ingest`` skips what changes nothing. State is
+saved after every batch that was ingested, so an interrupted import resumes where it
+stopped. A file is read as a stream: memory is bounded by its largest turn.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from capture import paths
+from capture.errors import BCError
+from capture.ingest import IngestReport, ingest
+from capture.schema import ClaudeTrace
+from capture.store import Problem, TraceStorage
+from capture.transcript import (
+    Cursor,
+    Subagent,
+    TurnBuilder,
+    attach_subagents,
+    iter_lines,
+    subagents_of,
+)
+from capture.turns import AGENT_TOOLS, TurnDraft, to_trace
+
+IDLE_SECONDS = 120.0  # a file untouched this long has no turn in progress
+HEAD_BYTES = 1024  # hashed to tell a replaced file from a grown one
+BATCH_TURNS = 64  # turns (or BATCH_BYTES of transcript) per ingest and state save
+BATCH_BYTES = 4 << 20
+
+
+# --- where the transcripts are ------------------------------------------------------------
+
+
+def projects_dir(explicit: Path | None = None) -> Path:
+    """``explicit``, else ``$CLAUDE_CONFIG_DIR/projects``, else ``~/.claude/projects``."""
+    if explicit is not None:
+        return explicit.expanduser()
+    config = os.environ.get("CLAUDE_CONFIG_DIR")
+    return (Path(config).expanduser() if config else Path.home() / ".claude") / "projects"
+
+
+def project_folder(projects: Path, project: Path) -> Path:
+    """Claude Code's folder for a project: every non-alphanumeric character of its path → ``-``."""
+    return projects / re.sub(r"[^A-Za-z0-9]", "-", str(project.expanduser().resolve()))
+
+
+def inside(path: Path, root: Path) -> bool:
+    """``path`` is a real file or folder under ``root`` (no symlink leads out of it)."""
+    try:
+        return not path.is_symlink() and path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
+def session_files(projects: Path, project: Path | None = None) -> list[Path]:
+    """Every main session transcript under ``projects`` (or just ``project``'s), oldest first."""
+    if not projects.is_dir():
+        raise BCError(f"no Claude Code projects folder at {projects}")
+    if project is not None:
+        folder = project_folder(projects, project)
+        if not folder.is_dir():
+            raise BCError(f"no Claude Code sessions for {project} (looked for {folder})")
+        folders = [folder]
+    else:
+        folders = sorted(p for p in projects.iterdir() if p.is_dir() and inside(p, projects))
+    files = [
+        f
+        for folder in folders
+        for f in folder.glob("*.jsonl")
+        if f.is_file() and inside(f, projects)
+    ]
+    return sorted(files, key=_mtime)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# --- per-file state -----------------------------------------------------------------------
+
+
+@dataclass
+class FileState:
+    """What was already read of one transcript file."""
+
+    path: str
+    inode: int = 0
+    size: int = 0  # bytes consumed (whole lines) when last read
+    head: str = ""  # hash of the first ``head_len`` bytes
+    head_len: int = 0
+    offset: int = 0  # where the next read starts: the last turn's prompt line
+    line: int = 0  # lines before ``offset``
+    lines_read: int = 0  # lines consumed (problems before are already reported)
+    pending: bool = False  # the last turn was still in progress: not written yet
+    # agent id -> [size, mtime_ns, turn offset, turn line] when it was attached
+    subagents: dict[str, list[int]] = field(default_factory=dict)
+    # Agent call tool_use_id -> [offset, line] of its turn (a late subagent file goes there)
+    agent_turns: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, transcript: Path) -> FileState:
+        try:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and data.get("path") == str(transcript):
+                return cls(**data)
+        except (OSError, ValueError, TypeError):
+            pass  # missing or unreadable state: read the file from the start
+        return cls(str(transcript))
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh)
+        os.replace(tmp, path)
+
+
+def _head(fh: Any, length: int) -> str:
+    fh.seek(0)
+    return hashlib.blake2b(fh.read(length), digest_size=16).hexdigest()
+
+
+@contextmanager
+def _file_state(state_root: Path, transcript: Path) -> Iterator[tuple[Path, FileState]]:
+    """The state of one transcript, locked: an import and a watcher never read it at once."""
+    folder = paths.ensure_dir(paths.ensure_dir(state_root) / "transcripts")
+    name = hashlib.blake2b(str(transcript).encode(), digest_size=16).hexdigest()
+    lock = os.open(folder / f"{name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state_path = folder / f"{name}.json"
+        yield state_path, FileState.load(state_path, transcript)
+    finally:
+        os.close(lock)
+
+
+# --- one file -----------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    """What importing one transcript file did."""
+
+    path: Path
+    report: IngestReport = field(default_factory=IngestReport)
+    sessions: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+    in_progress: int = 0  # turns held back: still being written
+    bytes_read: int = 0
+    skipped: bool = False  # nothing new since the last import
+    replaced: bool = False  # the file was truncated or replaced: read again
+
+
+def _rewind(state: FileState, subs: list[Subagent]) -> tuple[Cursor, bool]:
+    """Where to start: the saved offset, or the turn of a subagent that changed since it
+    was attached (or appeared after its turn was written); and whether one did."""
+    start, changed = Cursor(state.offset, state.line), False
+    for sub in subs:
+        try:
+            st = sub.path.stat()
+        except OSError:
+            continue
+        seen = state.subagents.get(sub.agent_id)
+        turn = None
+        if seen is not None and seen[:2] != [st.st_size, st.st_mtime_ns]:
+            turn = seen[2:]
+        elif seen is None and sub.tool_use_id in state.agent_turns:
+            turn = state.agent_turns[sub.tool_use_id]
+        if turn:
+            changed = True
+            if turn[0] < start.offset:
+                start = Cursor(turn[0], turn[1])
+    return start, changed
+
+
+class _Reader:
+    """One pass over one transcript from a cursor: finished turns go to ``ingest`` in batches."""
+
+    def __init__(
+        self,
+        path: Path,
+        state: FileState,
+        state_path: Path,
+        store: TraceStorage,
+        result: FileResult,
+        on_bytes: Callable[[int], None] | None,
+    ) -> None:
+        self.path, self.state, self.state_path = path, state, state_path
+        self.store, self.result, self.on_bytes = store, result, on_bytes
+        self.subs = subagents_of(path)
+        self.batch: list[ClaudeTrace] = []
+        self.flushed = state.offset  # bytes read up to the last flush
+
+    def turn_done(self, turn: TurnDraft, start: Cursor) -> None:
+        """Attach its subagents, make the trace and queue it for ingest."""
+        for sub in attach_subagents(turn, self.subs, self.result.problems):
+            with suppress(OSError):
+                st = sub.path.stat()
+                self.state.subagents[sub.agent_id] = [
+                    st.st_size,
+                    st.st_mtime_ns,
+                    start.offset,
+                    start.line,
+                ]
+        for call in turn.calls.values():
+            if call.tool in AGENT_TOOLS and not call.agent_id:
+                self.state.agent_turns[call.tool_use_id] = [start.offset, start.line]
+        if turn.session_id:
+            self.result.sessions.add(turn.session_id)
+        if turn.prompt.strip():
+            self.batch.append(to_trace(turn))
+
+    def flush(self, resume: Cursor, read_to: int) -> None:
+        """Ingest the queued traces, then save ``resume`` as where the next read starts."""
+        if self.batch:
+            self.result.report.add(ingest(self.batch, self.store))
+            self.batch = []
+        self.state.offset, self.state.line = resume.offset, resume.line
+        self.state.save(self.state_path)
+        if self.on_bytes:
+            self.on_bytes(read_to - self.flushed)
+        self.result.bytes_read += read_to - self.flushed
+        self.flushed = read_to
+
+    def read(self, fh: Any, cursor: Cursor, tail_done: Callable[[TurnBuilder], bool]) -> None:
+        builder = TurnBuilder()
+        turn_start = Cursor(cursor.offset, cursor.line)  # of the turn being read
+        turns = 0
+        for offset, number, line in iter_lines(fh, self.path, cursor, self.result.problems):
+            open_turn = builder.current
+            done = builder.feed(line)
+            if builder.current is not open_turn:  # a prompt: a new turn starts here
+                done_start, turn_start = turn_start, Cursor(offset, number - 1)
+                if done:
+                    self.turn_done(done, done_start)
+                    turns += 1
+            if turns >= BATCH_TURNS or cursor.offset - self.flushed >= BATCH_BYTES:
+                self.flush(turn_start if builder.current else cursor, cursor.offset)
+                turns = 0
+        if builder.current is None:
+            turn_start = Cursor(cursor.offset, cursor.line)
+        elif tail_done(builder):
+            last = builder.close()
+            assert last is not None
+            self.turn_done(last, turn_start)
+        else:
+            self.result.in_progress += 1
+        self.state.pending = builder.current is not None
+        self.state.size = cursor.offset
+        self.state.lines_read = max(self.state.lines_read, cursor.line)
+        self.flush(turn_start, cursor.offset)
+
+
+def import_file(
+    path: Path,
+    store: TraceStorage | None = None,
+    state_root: Path | None = None,
+    *,
+    idle: float = IDLE_SECONDS,
+    now: float | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> FileResult:
+    """Import what is new in one session transcript (and its subagents); idempotent."""
+    if state_root is None:
+        paths.ensure_dir(paths.data_dir())  # mkdir leaves the parents it makes world-readable
+        state_root = paths.state_dir()
+    store = store or TraceStorage(paths.traces_dir())
+    path = path.resolve()
+    now = time.time() if now is None else now
+    result = FileResult(path)
+    with _file_state(state_root, path) as (state_path, state), path.open("rb") as fh:
+        st = os.fstat(fh.fileno())
+        known = state.inode != 0
+        if known and (
+            state.inode != st.st_ino
+            or st.st_size < state.size
+            or _head(fh, state.head_len) != state.head
+        ):
+            state, result.replaced = FileState(str(path)), True
+        idle_now = now - st.st_mtime >= idle
+        reader = _Reader(path, state, state_path, store, result, on_bytes)
+        start, subagent_changed = _rewind(state, reader.subs)
+        if st.st_size == state.size and not subagent_changed and not (state.pending and idle_now):
+            result.skipped = True
+            return result
+        state.inode = st.st_ino
+        state.head_len = min(HEAD_BYTES, st.st_size)
+        state.head = _head(fh, state.head_len)
+        reported = state.lines_read
+        state.offset, state.line = start.offset, start.line
+        reader.flushed = start.offset
+        cursor = Cursor(start.offset, start.line)
+        reader.read(fh, cursor, lambda b: b.answered or b.ended or idle_now)
+        fh.seek(cursor.offset)
+        if idle_now and fh.read(1):
+            result.problems.append(Problem(path, cursor.line + 1, "torn last line (skipped)"))
+        result.problems = [
+            p for p in result.problems if p.path != path or p.line > reported or result.replaced
+        ]
+    return result
+
+
+# --- many files ---------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    """What an import (or a watcher, over many passes) did to the files it looked at."""
+
+    files: set[Path] = field(default_factory=set)
+    read: set[Path] = field(default_factory=set)  # files that had something new
+    sessions: set[str] = field(default_factory=set)
+    report: IngestReport = field(default_factory=IngestReport)
+    open_turns: dict[Path, int] = field(default_factory=dict)  # as of each file's last pass
+    replaced: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, result: FileResult) -> None:
+        self.files.add(result.path)
+        if not result.skipped:
+            self.read.add(result.path)
+            self.open_turns[result.path] = result.in_progress
+        self.sessions |= result.sessions
+        self.report.add(result.report)
+        self.replaced += result.replaced
+        self.problems += result.problems
+
+    @property
+    def in_progress(self) -> int:
+        return sum(self.open_turns.values())
+
+    def lines(self, limit: int = 20) -> list[str]:
+        """The summary as the CLI prints it: counts, then the problems with file:line."""
+        r = self.report
+        out = [
+            f"{len(self.files)} files ({len(self.read)} read, {len(self.sessions)} sessions): "
+            f"{r.new} new traces, {r.merged} merged, {r.unchanged} already stored"
+            + (
+                f", {self.in_progress} turns in progress (read again next time)"
+                if self.in_progress
+                else ""
+            )
+            + (f", {self.replaced} replaced files read again" if self.replaced else "")
+        ]
+        if self.problems:
+            out.append(f"{len(self.problems)} malformed lines (skipped):")
+            out += [f"  {p}" for p in self.problems[:limit]]
+            if len(self.problems) > limit:
+                out.append(f"  … and {len(self.problems) - limit} more")
+        return out
+
+
+def import_files(
+    files: list[Path],
+    store: TraceStorage | None = None,
+    state_root: Path | None = None,
+    *,
+    since: datetime | None = None,
+    idle: float = IDLE_SECONDS,
+    on_bytes: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import several transcripts; ``since``: only files written to since then."""
+    summary = ImportSummary()
+    cutoff = since.timestamp() if since else None
+    for path in files:
+        size = _size(path)
+        result = None
+        if cutoff is None or _mtime(path) >= cutoff:
+            # a file removed since it was listed (Claude Code's cleanup) is passed over
+            with suppress(FileNotFoundError):
+                result = import_file(path, store, state_root, idle=idle, on_bytes=on_bytes)
+                summary.add(result)
+        if on_bytes:  # the part of the file that did not need reading
+            on_bytes(max(0, size - (result.bytes_read if result else 0)))
+    return summary
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+@contextmanager
+def progress_bar(files: list[Path]) -> Iterator[Callable[[int], None]]:
+    """Bytes done, on stderr: on a terminal; in a log only when the run is long."""
+    tty = sys.stderr.isatty()
+    with tqdm(
+        total=sum(_size(f) for f in files),
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc="import",
+        file=sys.stderr,
+        delay=0.5 if tty else 30,
+        mininterval=0.2 if tty else 30,
+        leave=False,
+    ) as bar:
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        yield advance

@@ -1,0 +1,404 @@
+"""Write traces from any source into the store without duplicates: ``ingest(traces)``.
+
+Every capture source (the hook worker, ``bc-capture import``/``watch``, the proxy) hands
+its finished traces here. A trace that is already stored is merged with the stored
+version through the one assembler (``from_trace`` makes the stored trace just another
+source, ``merge_turn`` keeps the richer value of every field and the union of
+``sources``), and a version is appended only when the result differs from what is
+stored. A stored trace matches an incoming one by
+
+* ``trace_id`` (uuid5 of session + prompt id: every source derives the same id), else
+* for a trace without ``prompt_id``: the same session and prompt text, started within
+  ``NEAR_SECONDS`` (the nearest wins: a session may repeat a prompt such as "continue"),
+* else the same prompt text started at the same instant in another session file (an
+  older ``--resume`` copies the conversation into a new session).
+
+The per-run cost must not grow with the store (the hook worker runs this after every
+turn), so lookups go through a sidecar index, ``traces/index.sqlite``: trace id → byte
+offset, length and digest of the latest version, plus the match keys above. It is only
+a cache: ``traces.jsonl`` stays the source of truth. The index remembers how far into
+the file it has read (and a hash of the bytes just before that point); lines appended by
+any writer since are read in on the next run, and a store that was replaced or cut
+short is indexed again from the start. One ``flock`` on ``traces/index.lock`` serialises
+ingests of all processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from capture import paths
+from capture.schema import ClaudeTrace, SchemaError, load_trace
+from capture.store import TraceStorage
+from capture.turns import SOURCE_PRIORITY, from_trace, merge_turn, to_trace
+
+INDEX_FILE = "index.sqlite"
+LOCK_FILE = "index.lock"
+NEAR_SECONDS = 300.0  # a prompt-less trace matches a stored one started this close
+_TAIL = 64  # bytes before the indexed end whose hash tells the file was not replaced
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS traces(
+    trace_id TEXT PRIMARY KEY,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    session_prompt TEXT,
+    started REAL,
+    turn_key TEXT
+);
+CREATE INDEX IF NOT EXISTS traces_session_prompt ON traces(session_prompt);
+CREATE INDEX IF NOT EXISTS traces_turn_key ON traces(turn_key);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
+"""
+
+
+@dataclass
+class IngestReport:
+    """What one ``ingest`` did: traces new to the store, merged into a stored one, or
+    already stored as they are; ``written`` holds the versions appended."""
+
+    new: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    written: list[ClaudeTrace] = field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        """Add the counts of ``other`` (not its traces: a summary must not hold them all)."""
+        self.new += other.new
+        self.merged += other.merged
+        self.unchanged += other.unchanged
+
+
+# --- keys and digests ---------------------------------------------------------------------
+
+
+def _digest(line: bytes) -> bytes:
+    return hashlib.blake2b(line, digest_size=16).digest()
+
+
+def _key(*parts: str) -> str:
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _line(trace: ClaudeTrace) -> bytes:
+    """The exact bytes ``TraceStorage.append`` writes for ``trace`` (without the newline)."""
+    record = trace.record()
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class _Keys:
+    session_prompt: str | None  # only for traces without a prompt id
+    started: float | None
+    turn_key: str | None
+
+    @classmethod
+    def of(cls, session: Any, prompt_id: Any, prompt: Any, started: float | None) -> _Keys:
+        text = prompt.strip() if isinstance(prompt, str) else ""
+        return cls(
+            _key(str(session), text) if session and not prompt_id else None,
+            started,
+            _key(text, f"{started:.6f}") if started is not None and text else None,
+        )
+
+
+def _epoch(started: Any) -> float | None:
+    """A stored record's ``started_at`` (ISO string) as seconds since the epoch."""
+    try:
+        return datetime.fromisoformat(started).timestamp() if isinstance(started, str) else None
+    except ValueError:
+        return None
+
+
+def _keys_of(trace: ClaudeTrace) -> _Keys:
+    started = trace.started_at.timestamp() if trace.started_at else None
+    return _Keys.of(trace.session_id, trace.prompt_id, trace.user_prompt, started)
+
+
+# --- the index ----------------------------------------------------------------------------
+
+
+class _Index:
+    """The sqlite sidecar of one store; use under the ingest lock only."""
+
+    def __init__(self, store: TraceStorage, db: sqlite3.Connection) -> None:
+        self.store = store
+        self.db = db
+
+    # meta
+
+    def _meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, **values: Any) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items())
+        )
+
+    # keeping up with the file
+
+    def _tail_hash(self, fh: Any, end: int) -> bytes:
+        start = max(0, end - _TAIL)
+        fh.seek(start)
+        return _digest(fh.read(end - start))
+
+    def catch_up(self) -> None:
+        """Index what was appended since the last run; start over if the file was replaced."""
+        path = self.store.path
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._reset(None)
+            return
+        covered = int(self._meta("covered") or 0)
+        with path.open("rb") as fh:
+            if (
+                self._meta("inode") != st.st_ino
+                or st.st_size < covered
+                or (covered and self._meta("tail") != self._tail_hash(fh, covered))
+            ):
+                self._reset(st.st_ino)
+                covered = 0
+            if st.st_size == covered:
+                return
+            end = self._scan(fh, covered)
+            self._set_meta(covered=end, tail=self._tail_hash(fh, end))
+        self.db.commit()
+
+    def _reset(self, inode: int | None) -> None:
+        self.db.execute("DELETE FROM traces")
+        self._set_meta(inode=inode, covered=0, tail=None)
+        self.db.commit()
+
+    def _scan(self, fh: Any, offset: int) -> int:
+        """Index every whole line from ``offset``; returns the offset after the last one."""
+        fh.seek(offset)
+        rows = []
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break  # torn or being written: the store's readers report it
+            line = raw[:-1]
+            rec = _record(line)
+            if rec is not None:
+                k = _Keys.of(
+                    rec.get("session_id"),
+                    rec.get("prompt_id"),
+                    rec.get("user_prompt"),
+                    _epoch(rec.get("started_at")),
+                )
+                rows.append(
+                    (
+                        rec["trace_id"],
+                        offset,
+                        len(line),
+                        _digest(line),
+                        k.session_prompt,
+                        k.started,
+                        k.turn_key,
+                    )
+                )
+            offset += len(raw)
+            if len(rows) >= 1000:
+                self._insert(rows)
+                rows = []
+        self._insert(rows)
+        return offset
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO traces VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # lookups
+
+    def find(self, trace: ClaudeTrace, keys: _Keys) -> tuple[str, bytes] | None:
+        """(trace id, digest) of the stored trace ``trace`` is a version of, if any."""
+        row = self.db.execute(
+            "SELECT trace_id, digest FROM traces WHERE trace_id = ?", (trace.trace_id,)
+        ).fetchone()
+        if row is None and keys.session_prompt and keys.started is not None:
+            row = self.db.execute(
+                "SELECT trace_id, digest FROM traces WHERE session_prompt = ? "
+                "AND started BETWEEN ? AND ? ORDER BY abs(started - ?) LIMIT 1",
+                (
+                    keys.session_prompt,
+                    keys.started - NEAR_SECONDS,
+                    keys.started + NEAR_SECONDS,
+                    keys.started,
+                ),
+            ).fetchone()
+        if row is None and keys.turn_key:
+            row = self.db.execute(
+                "SELECT trace_id, digest FROM traces WHERE turn_key = ? LIMIT 1", (keys.turn_key,)
+            ).fetchone()
+        return (str(row[0]), bytes(row[1])) if row else None
+
+    def load(self, trace_id: str) -> ClaudeTrace | None:
+        row = self.db.execute(
+            "SELECT offset, length FROM traces WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        with self.store.path.open("rb") as fh:
+            fh.seek(row[0])
+            rec = _record(fh.read(row[1]))
+        try:
+            return load_trace(rec) if rec is not None else None
+        except (ValidationError, SchemaError):
+            return None
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            return None
+    if isinstance(rec, dict) and isinstance(rec.get("trace_id"), str):
+        return rec
+    return None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
+    # The index is a cache rebuilt from traces.jsonl: no journal file next to it (files
+    # there must stay 0600) and no fsync; a torn index is detected and rebuilt.
+    db.execute("PRAGMA journal_mode=MEMORY")
+    db.execute("PRAGMA synchronous=OFF")
+    db.executescript(_SCHEMA)
+    return db
+
+
+# An import ingests a batch per file: keep each index open between calls (per process,
+# and only while the file is the same one: another process may have rebuilt it).
+_open: dict[tuple[int, Path], tuple[int, sqlite3.Connection]] = {}
+
+
+def _index_db(path: Path, fresh: bool = False) -> sqlite3.Connection:
+    key = (os.getpid(), path)
+    cached = _open.pop(key, None)
+    if cached and not fresh and path.exists() and path.stat().st_ino == cached[0]:
+        _open[key] = cached
+        return cached[1]
+    if cached:
+        cached[1].close()
+    if fresh:
+        path.unlink(missing_ok=True)
+    db = _connect(path)
+    _open[key] = (path.stat().st_ino, db)
+    return db
+
+
+@contextmanager
+def _locked_index(store: TraceStorage, fresh: bool = False) -> Iterator[_Index]:
+    """The store's index, caught up with traces.jsonl, under the ingest lock."""
+    assert store.root is not None
+    root = paths.ensure_dir(store.root)
+    lock = os.open(root / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = _Index(store, _index_db(root / INDEX_FILE, fresh))
+        index.catch_up()
+        yield index
+    finally:
+        os.close(lock)
+
+
+# --- merging ------------------------------------------------------------------------------
+
+
+def _rank(trace: ClaudeTrace) -> int:
+    return min((SOURCE_PRIORITY.index(s) for s in trace.sources), default=len(SOURCE_PRIORITY))
+
+
+def merge_traces(stored: ClaudeTrace, incoming: ClaudeTrace) -> ClaudeTrace:
+    """One trace from two versions of the same turn; keeps the stored id and rating."""
+    if not (stored.session_id or incoming.session_id):
+        merged = incoming  # not a captured session (manual): the newer version replaces it
+    else:
+        a, b = (incoming, stored) if _rank(incoming) < _rank(stored) else (stored, incoming)
+        merged = to_trace(merge_turn(from_trace(a), from_trace(b)))
+    extra = {**(stored.model_extra or {}), **(merged.model_extra or {})}
+    return merged.model_copy(
+        update={
+            "trace_id": stored.trace_id,
+            "rating": merged.rating or stored.rating,
+            "rating_note": merged.rating_note or stored.rating_note,
+            **extra,
+        }
+    )
+
+
+def ingest(traces: Iterable[ClaudeTrace], store: TraceStorage | None = None) -> IngestReport:
+    """Store new traces, merge those already stored, skip what changes nothing."""
+    store = store or TraceStorage(paths.traces_dir())
+    batch = list(traces)
+    try:
+        return _ingest(batch, store, fresh=False)
+    except sqlite3.DatabaseError:
+        # a corrupt index: rebuild it from traces.jsonl (what was appended stays appended,
+        # and the second pass finds it there)
+        return _ingest(batch, store, fresh=True)
+
+
+def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> IngestReport:
+    report = IngestReport()
+    pending: dict[str, ClaudeTrace] = {}  # versions to append, by (stored) trace id
+    pending_keys: dict[str, str] = {}  # match key -> trace id, for repeats inside one call
+    with _locked_index(store, fresh) as index:
+        for trace in traces:
+            keys = _keys_of(trace)
+            target = next(
+                (
+                    pending_keys[k]
+                    for k in (trace.trace_id, keys.session_prompt, keys.turn_key)
+                    if k and k in pending_keys
+                ),
+                None,
+            )
+            found = None if target else index.find(trace, keys)
+            if target is None and found is None:
+                report.new += 1
+                _remember(pending, pending_keys, trace, keys)
+                continue
+            if found and found[1] == _digest(_line(trace)):
+                report.unchanged += 1
+                continue
+            tid = target or (found[0] if found else trace.trace_id)
+            stored = pending.get(tid) or index.load(tid)
+            merged = merge_traces(stored, trace) if stored else trace
+            if stored is not None and merged.record() == stored.record():
+                report.unchanged += 1
+                continue
+            report.merged += 1
+            _remember(pending, pending_keys, merged, _keys_of(merged))
+        report.written = list(pending.values())
+        store.append(report.written)
+        index.catch_up()
+    return report
+
+
+def _remember(
+    pending: dict[str, ClaudeTrace], pending_keys: dict[str, str], trace: ClaudeTrace, keys: _Keys
+) -> None:
+    pending[trace.trace_id] = trace
+    for k in (trace.trace_id, keys.session_prompt, keys.turn_key):
+        if k:
+            pending_keys[k] = trace.trace_id

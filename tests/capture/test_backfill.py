@@ -1,0 +1,452 @@
+"""`bc-capture import`: transcripts of past sessions → traces, incremental and merged."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+import textwrap
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capture import backfill
+from capture import ingest as ingest_mod
+from capture.backfill import FileState, import_file, import_files, session_files
+from capture.cli import main
+from capture.store import TraceStorage
+from capture.transcript import subagent_files, subagents_of
+from capture.worker import assemble_session
+from tests.capture.transcripts import (
+    PROJECT,
+    age,
+    big_output,
+    lay_out,
+    session_id_of,
+    turn,
+)
+from tests.claude_code import dashed_project_name
+from tests.conftest import REPO, stage_run
+
+LATER = time.time() + 10_000  # "now" for imports that should see every file as idle
+RUNS = ["basic", "subagent", "compact-resume", "v2.1.197/basic"]
+# what only the hooks know: the transcript cannot give these
+HOOK_ONLY = {"sources", "ended_at"}
+HOOK_ONLY_CALL = {"duration_ms"}
+
+
+def store_of(home: Path) -> TraceStorage:
+    return TraceStorage(home / "traces")
+
+
+def imp(path: Path, home: Path, **kw: Any) -> backfill.FileResult:
+    return import_file(path, store_of(home), home / "state", **kw)
+
+
+def records(home: Path) -> list[dict[str, Any]]:
+    return list(store_of(home).records())
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_fixture_imports_to_the_hook_path_trace(run: str, tmp_path: Path) -> None:
+    hooked_home, imported_home = tmp_path / "hooked", tmp_path / "imported"
+    session, _ = stage_run(run, hooked_home)
+    (hooked,) = assemble_session(session, hooked_home).traces
+    transcript = lay_out(run, tmp_path / "projects")
+    result = imp(transcript, imported_home, now=LATER)
+    assert result.report.new == 1 and not result.problems and not result.in_progress
+    (imported,) = store_of(imported_home).load_traces()
+    a, b = hooked.record(), imported.record()
+    assert imported.sources == ["transcript"]
+    assert {k: v for k, v in a.items() if k not in HOOK_ONLY | {"tool_calls"}} == {
+        k: v for k, v in b.items() if k not in HOOK_ONLY | {"tool_calls"}
+    }
+    assert len(a["tool_calls"]) == len(b["tool_calls"])
+    for ca, cb in zip(a["tool_calls"], b["tool_calls"], strict=True):
+        if cb["agent_id"]:  # a subagent's transcript has no structured tool results
+            ca = {**ca, "tool_response": None}
+        assert {k: v for k, v in ca.items() if k not in HOOK_ONLY_CALL} == {
+            k: v for k, v in cb.items() if k not in HOOK_ONLY_CALL
+        }
+
+    # importing into the store the hooks wrote merges: no second trace, nothing lost
+    again = imp(transcript, hooked_home, now=LATER)
+    assert again.report.unchanged == 1 and len(records(hooked_home)) == 1
+    # and the other way round ends with the very same trace
+    session, _ = stage_run(run, imported_home)
+    assemble_session(session, imported_home)
+    (both,) = store_of(imported_home).load_traces()
+    assert both.record() == hooked.record()
+
+
+def test_subagent_and_compaction(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    sub = lay_out("subagent", projects)
+    compact = lay_out("compact-resume", projects)
+    summary = import_files([sub, compact], store_of(tmp_path), tmp_path / "state", idle=1)
+    assert summary.report.new == 2 and len(summary.read) == 2 and len(summary.sessions) == 2
+    by_prompt = {t.user_prompt: t for t in store_of(tmp_path).load_traces()}
+    agent, read = by_prompt["Use a subagent to find the function names in src/util.py."].tool_calls
+    assert read.agent_id == "a3501419dc3b71293" and read.agent_type == "general-purpose"
+    assert read.parent_tool_use_id == agent.tool_use_id
+    # /compact, its summary and the command echo lines are not prompts
+    assert list(by_prompt)[1:] == ["List the files."]
+
+
+def test_resumed_session(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    path = lay_out("basic", projects)
+    sid = session_id_of(path)
+    assert imp(path, tmp_path, now=LATER).report.new == 1
+    # --resume appends to the same file (2.1.332)
+    with path.open("ab") as fh:
+        fh.write(turn(sid, "Now add a docstring.", when="2026-11-30T11:00:00.000Z"))
+    r = imp(path, tmp_path, now=LATER)
+    assert (r.report.new, r.report.unchanged) == (1, 1)
+    # older versions copy the history into a new session file: no duplicates
+    copy = path.with_name("0000-resumed.jsonl")
+    copy.write_bytes(path.read_bytes().replace(sid.encode(), b"0000-resumed"))
+    r = imp(copy, tmp_path, now=LATER)
+    assert r.report.new == 0 and store_of(tmp_path).count() == 2
+    assert len(records(tmp_path)) == 2
+
+
+def test_second_import_reads_only_what_was_appended(tmp_path: Path) -> None:
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    turns = [turn("s1", f"task {i}", output="o" * 5000) for i in range(20)]
+    path.write_bytes(b"".join(turns))
+    first = imp(path, tmp_path, now=LATER)
+    assert first.report.new == 20 and first.bytes_read == path.stat().st_size
+    second = imp(path, tmp_path, now=LATER)
+    assert second.skipped and second.bytes_read == 0
+    added = turn("s1", "task 20")
+    with path.open("ab") as fh:
+        fh.write(added)
+    third = imp(path, tmp_path, now=LATER)
+    assert third.report.new == 1
+    # the new turn, and the last one again (a turn may still grow): not the whole file
+    assert third.bytes_read == len(turns[-1]) + len(added)
+    assert store_of(tmp_path).count() == 21 and len(records(tmp_path)) == 21
+
+
+def test_turn_in_progress_is_written_once_complete(tmp_path: Path) -> None:
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(turn("s1", "first") + turn("s1", "second", answered=False))
+    r = imp(path, tmp_path)  # just written: the second turn is still running
+    assert r.report.new == 1 and r.in_progress == 1
+    assert [t.user_prompt for t in store_of(tmp_path).load_traces()] == ["first"]
+    assert imp(path, tmp_path).skipped  # nothing new, still running
+    # it ends with its final answer
+    with path.open("ab") as fh:
+        fh.write(turn("s1", "third")[-400:].split(b"\n", 1)[1])  # the end_turn line
+    r = imp(path, tmp_path)
+    assert r.report.new == 1 and not r.in_progress
+    (second,) = [t for t in store_of(tmp_path).load_traces() if t.user_prompt == "second"]
+    assert second.claude_response == "Done: third" and second.complete
+    # a turn that never gets its answer is written once the file has been idle
+    path.write_bytes(path.read_bytes() + turn("s1", "fourth", answered=False))
+    assert imp(path, tmp_path).in_progress == 1
+    age(path, 600)
+    r = imp(path, tmp_path)
+    assert r.report.new == 1 and not r.in_progress
+    assert store_of(tmp_path).count() == 3
+
+
+def test_malformed_and_torn_lines(tmp_path: Path) -> None:
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    good = turn("s1", "one")
+    path.write_bytes(good + b'{"type":"user","message": oops}\n' + turn("s1", "two") + b'{"ty')
+    bad_line = good.count(b"\n") + 1
+    r = imp(path, tmp_path)  # fresh: the torn line may still be being written
+    assert [(p.path, p.line) for p in r.problems] == [(path.resolve(), bad_line)]
+    assert r.problems[0].reason.startswith("malformed")
+    assert r.report.new == 2
+    r = imp(path, tmp_path, now=LATER)  # idle now: the last line is torn for good
+    assert [(p.line, p.reason) for p in r.problems] == [
+        (bad_line + good.count(b"\n") + 1, "torn last line (skipped)")
+    ]
+    # the writer finishes the line after all: it is read, nothing is duplicated
+    with path.open("ab") as fh:
+        fh.write(b'pe":"last-prompt"}\n' + turn("s1", "three"))
+    r = imp(path, tmp_path, now=LATER)
+    assert r.report.new == 1 and not r.problems
+    assert store_of(tmp_path).count() == 3 and len(records(tmp_path)) == 3
+
+
+def test_cli_reports_malformed_lines_with_file_and_line(
+    tmp_path: Path, bc_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    unknown = b'{"type":"from-a-future-version","message":{"content":[{"type":"hologram"}]}}\n'
+    path.write_bytes(turn("s1", "one") + b"not json\n" + turn("s1", "two") + unknown)
+    age(path)
+    code, out, err = run_cli(capsys, "import", "--projects-dir", str(tmp_path / "p"))
+    assert code == 0 and err == ""  # no progress bar when stderr is not a terminal
+    lines = out.splitlines()
+    assert lines[0] == ("1 files (1 read, 1 sessions): 2 new traces, 0 merged, 0 already stored")
+    assert lines[1] == "1 malformed lines (skipped):"
+    bad_line = turn("s1", "x").count(b"\n") + 1
+    assert lines[2].startswith(f"  {path}:{bad_line}: malformed")
+
+
+def test_file_growing_during_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backfill, "BATCH_TURNS", 5)
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(turn("s1", f"task {i}") for i in range(12)))
+    grown: list[int] = []
+    half = turn("s1", "half")
+
+    def grow(n: int) -> None:  # Claude Code appends while the import reads
+        if not grown:
+            with path.open("ab") as fh:
+                fh.write(b"".join(turn("s1", f"late {i}") for i in range(3)))
+                fh.write(half[:150])  # a line half written
+            grown.append(n)
+
+    r = imp(path, tmp_path, on_bytes=grow)
+    assert grown and r.report.new >= 12 and not r.problems
+    with path.open("ab") as fh:
+        fh.write(half[150:])
+    imp(path, tmp_path, now=LATER)
+    prompts = [t.user_prompt for t in store_of(tmp_path).load_traces()]
+    assert sorted(prompts) == sorted(
+        [f"task {i}" for i in range(12)] + [f"late {i}" for i in range(3)] + ["half"]
+    )
+    assert len(records(tmp_path)) == 16
+
+
+def test_truncated_or_replaced_file_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(turn("s1", f"task {i}") for i in range(3)))
+    imp(path, tmp_path, now=LATER)
+    # replaced by a shorter file (a new session file under the same name)
+    path.write_bytes(turn("s2", "other"))
+    r = imp(path, tmp_path, now=LATER)
+    assert r.replaced and r.report.new == 1
+    # replaced by a longer file with other first bytes
+    replacement = path.with_suffix(".new")
+    replacement.write_bytes(turn("s3", "x" * 10) + turn("s3", "y") * 2)
+    os.replace(replacement, path)
+    r = imp(path, tmp_path, now=LATER)
+    assert r.replaced and r.report.new == 2
+    # the stored traces stay (the store is append-only)
+    assert store_of(tmp_path).count() == 6 and len(records(tmp_path)) == 6
+
+
+def test_interrupted_import_resumes_without_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backfill, "BATCH_TURNS", 4)
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(turn("s1", f"task {i}") for i in range(20)))
+    real = ingest_mod.ingest
+    calls: list[int] = []
+
+    def crash_after_writing(*args: Any) -> Any:
+        report = real(*args)
+        calls.append(1)
+        if len(calls) == 2:  # killed after the store was written, before the state was
+            raise KeyboardInterrupt
+        return report
+
+    monkeypatch.setattr(backfill, "ingest", crash_after_writing)
+    with pytest.raises(KeyboardInterrupt):
+        imp(path, tmp_path, now=LATER)
+    assert store_of(tmp_path).count() == 8
+    monkeypatch.setattr(backfill, "ingest", real)
+    r = imp(path, tmp_path, now=LATER)
+    assert (r.report.new, r.report.unchanged) == (12, 4)  # batch 2 again: already stored
+    assert store_of(tmp_path).count() == 20 and len(records(tmp_path)) == 20
+
+
+def test_subagent_written_after_its_turn_is_merged_in(tmp_path: Path) -> None:
+    path = lay_out("subagent", tmp_path / "p")
+    agent_file = next(path.with_suffix("").glob("subagents/agent-*.jsonl"))
+    full = agent_file.read_bytes()
+    cut = b"".join(line for line in full.splitlines(keepends=True) if b"tool_result" not in line)
+    agent_file.write_bytes(cut)  # the subagent's tool result was not written yet
+    imp(path, tmp_path, now=LATER)
+    (t,) = store_of(tmp_path).load_traces()
+    assert t.tool_calls[1].output == ""
+    agent_file.write_bytes(full)
+    r = imp(path, tmp_path, now=LATER)
+    assert r.report.merged == 1
+    (t,) = store_of(tmp_path).load_traces()
+    assert t.tool_calls[1].output.startswith("1\tdef greet(name):")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_project_since_and_config_dir(
+    tmp_path: Path,
+    bc_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "config"
+    mine = tmp_path / "work" / "my app"
+    mine.mkdir(parents=True)
+    dashed = dashed_project_name(mine)
+    lay_out("basic", config / "projects", project=dashed)
+    old = lay_out("subagent", config / "projects")  # /home/user/project
+    age(old, 10 * 86400)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+
+    code, out, _ = run_cli(capsys, "import", "--project", str(mine))
+    assert code == 0 and "1 new traces" in out
+    since = time.strftime("%Y-%m-%d", time.localtime(time.time() - 5 * 86400))
+    code, out, _ = run_cli(capsys, "import", "--since", since)
+    assert code == 0 and out.startswith("1 files (0 read")  # the old session is left out
+    code, out, _ = run_cli(capsys, "import")
+    assert code == 0 and "1 new traces" in out and "1 already stored" not in out
+    assert store_of(bc_home).count() == 2
+
+    code, _, err = run_cli(capsys, "import", "--project", str(tmp_path / "nowhere"))
+    assert code == 1 and err.startswith("bc-capture: error: no Claude Code sessions for")
+    code, _, err = run_cli(capsys, "import", "--projects-dir", str(tmp_path / "none"))
+    assert (
+        code == 1
+        and err == f"bc-capture: error: no Claude Code projects folder at {tmp_path / 'none'}\n"
+    )
+
+
+def test_session_files_skip_links_out_of_the_folder(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    real = lay_out("basic", projects)
+    outside = tmp_path / "secret.jsonl"
+    outside.write_text("{}\n")
+    (projects / PROJECT / "link.jsonl").symlink_to(outside)
+    (projects / "-linked-project").symlink_to(tmp_path)
+    assert session_files(projects) == [real]
+    # subagent files and their meta files are read only inside the project folder too
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "agent-x.jsonl").write_text("{}\n")
+    (elsewhere / "agent-y.meta.json").write_text('{"toolUseId": "t1"}')
+    s9 = projects / PROJECT / "s9"
+    s9.mkdir()
+    (s9 / "subagents").symlink_to(elsewhere)
+    assert subagent_files(projects / PROJECT / "s9.jsonl") == {}
+    (s9 / "subagents").unlink()
+    (s9 / "subagents").mkdir()
+    (s9 / "subagents" / "agent-y.jsonl").write_text("{}\n")
+    (s9 / "subagents" / "agent-y.meta.json").symlink_to(elsewhere / "agent-y.meta.json")
+    (sub,) = subagents_of(projects / PROJECT / "s9.jsonl")
+    assert sub.agent_id == "y" and sub.tool_use_id is None
+
+
+def test_large_transcript_imports_in_bounded_memory(tmp_path: Path) -> None:
+    """≥ 100 MB of transcript (mostly big tool outputs), imported in a subprocess."""
+    path = tmp_path / "p" / PROJECT / "big.jsonl"
+    path.parent.mkdir(parents=True)
+    out = big_output(256 * 1024)
+    small = {"stdout": "[shown above]", "stderr": ""}
+    n = 0
+    with path.open("wb") as fh:
+        while fh.tell() < 100 * 2**20:
+            when = f"2026-11-30T1{n // 3600 % 10}:{n // 60 % 60:02d}:{n % 60:02d}.000Z"
+            fh.write(turn("big", f"build {n}", output=out, calls=4, structured=small, when=when))
+            n += 1
+    age(path)
+    size = path.stat().st_size
+    tiny = tmp_path / "tiny" / PROJECT / "t.jsonl"
+    tiny.parent.mkdir(parents=True)
+    tiny.write_bytes(turn("tiny", "hello"))
+    age(tiny)
+
+    def peak_rss(projects: Path, home: Path) -> tuple[int, str]:
+        script = textwrap.dedent(
+            """
+            import resource, subprocess, sys
+            proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+            sys.stdout.write(proc.stdout + proc.stderr)
+            print("PEAK", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+            sys.exit(proc.returncode)
+            """
+        )
+        cmd = [sys.executable, "-c", script, str(REPO / ".venv" / "bin" / "bc-capture")]
+        cmd += ["import", "--projects-dir", str(projects)]
+        env = {**os.environ, "BC_HOME": str(home)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+        assert proc.returncode == 0, proc.stdout
+        return int(proc.stdout.rsplit("PEAK", 1)[1]), proc.stdout
+
+    base, _ = peak_rss(tiny.parents[1], tmp_path / "h1")
+    t0 = time.monotonic()
+    peak, out_text = peak_rss(path.parents[1], tmp_path / "h2")
+    took = time.monotonic() - t0
+    print(
+        f"\nimported {size / 2**20:.0f} MB ({n} turns) in {took:.1f} s; peak RSS "
+        f"{peak / 2**20:.0f} MB (a one-turn file: {base / 2**20:.0f} MB)"
+    )
+    assert f"{n} new traces" in out_text
+    assert peak - base < size / 4, (peak, base)
+    assert peak < size * 0.75
+    assert store_of(tmp_path / "h2").count() == n
+
+
+def test_state_is_per_file_and_private(tmp_path: Path) -> None:
+    path = lay_out("basic", tmp_path / "p")
+    imp(path, tmp_path, now=LATER)
+    (state_file,) = (tmp_path / "state" / "transcripts").glob("*.json")
+    state = FileState(**json.loads(state_file.read_text()))
+    assert state.path == str(path.resolve()) and state.size == path.stat().st_size
+    assert state.inode == path.stat().st_ino and not state.pending
+    assert state_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    out = big_output(128 * 1024)
+    path.write_bytes(b"".join(turn("s1", f"t{i}", output=out, calls=2) for i in range(16)))
+    age(path)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [str(REPO / ".venv/bin/bc-capture"), "import", "--projects-dir", str(path.parents[1])],
+        env={**os.environ, "BC_HOME": str(tmp_path / "bc")},
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    shown: list[bytes] = []
+
+    def read_terminal() -> None:
+        with suppress(OSError):  # EIO once the command has exited
+            while chunk := os.read(master, 65536):
+                shown.append(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    stdout, _ = proc.communicate(timeout=120)
+    reader.join(10)
+    os.close(master)
+    assert proc.returncode == 0
+    screen = b"".join(shown)
+    assert b"import:" in screen and b"MB" in screen, screen[-300:]
+    assert stdout.decode().startswith("1 files (1 read, 1 sessions): 16 new traces")

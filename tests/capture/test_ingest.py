@@ -1,0 +1,190 @@
+"""capture.ingest: one dedup/merge step for every source, bounded by a sidecar index."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.synchronize
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from capture import ingest as ingest_mod
+from capture.ingest import ingest
+from capture.schema import ClaudeTrace, ToolCall, trace_id_for
+from capture.spool import read_spool, turns_from_hooks
+from capture.store import TraceStorage
+from capture.transcript import turns_from_transcript
+from capture.turns import assemble
+from tests.conftest import FIXTURES, stage_run
+
+T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def trace(
+    prompt: str,
+    session: str | None = "s1",
+    prompt_id: str | None = None,
+    started: datetime = T0,
+    **fields: object,
+) -> ClaudeTrace:
+    return ClaudeTrace(
+        trace_id=trace_id_for(session, prompt_id, prompt, started.isoformat()),
+        user_prompt=prompt,
+        session_id=session,
+        prompt_id=prompt_id,
+        started_at=started,
+        **fields,
+    )
+
+
+def versions(store: TraceStorage) -> int:
+    return len(list(store.records()))
+
+
+def test_new_then_unchanged(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    t = trace("hello", prompt_id="p1", claude_response="hi")
+    first = ingest([t], store)
+    assert (first.new, first.merged, first.unchanged) == (1, 0, 0)
+    assert [w.trace_id for w in first.written] == [t.trace_id]
+    again = ingest([t, t], store)
+    assert (again.new, again.merged, again.unchanged) == (0, 0, 2) and not again.written
+    assert versions(store) == 1
+
+
+def test_hooks_and_transcript_merge_in_either_order(bc_home: Path) -> None:
+    session, transcript = stage_run("basic", bc_home)
+    (hooks,) = assemble(turns_from_hooks(read_spool(bc_home / "spool" / f"{session}.jsonl").events))
+    (text,) = assemble(turns_from_transcript(transcript)[0])
+    results = []
+    for order in ([hooks, text], [text, hooks]):
+        store = TraceStorage(bc_home / f"traces-{order[0].sources[0]}")
+        assert ingest([order[0]], store).new == 1
+        report = ingest([order[1]], store)
+        assert report.merged == 1 and versions(store) == 2
+        (merged,) = store.load_traces()
+        assert merged.sources == ["transcript", "hooks"]
+        read = merged.tool_calls[0]
+        assert read.thinking  # only the transcript has it
+        assert read.duration_ms == 12  # only the hooks have it
+        assert ingest([order[0], order[1]], store).unchanged == 2
+        results.append(merged.record())
+    assert results[0] == results[1]
+
+
+def test_rating_survives_a_merge(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    t = trace("fix it", prompt_id="p1", sources=["hooks"], claude_response="ok")
+    store.append([t.model_copy(update={"rating": "up", "rating_note": "great"})])
+    richer = t.model_copy(update={"sources": ["transcript"], "claude_response": "ok, fixed."})
+    assert ingest([richer], store).merged == 1
+    (stored,) = store.load_traces()
+    assert stored.rating == "up" and stored.rating_note == "great"
+    assert stored.claude_response == "ok, fixed." and stored.sources == ["transcript", "hooks"]
+
+
+def test_without_prompt_id_same_session_and_prompt_merges(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    ingest([trace("continue", sources=["hooks"], claude_response="a")], store)
+    later = T0 + timedelta(seconds=2)
+    proxy = trace(
+        "continue",
+        started=later,
+        sources=["proxy"],
+        tool_calls=[ToolCall(tool="Read", tool_use_id="t1", output="x")],
+    )
+    assert ingest([proxy], store).merged == 1
+    # the same prompt an hour later in that session is another turn
+    assert ingest([trace("continue", started=T0 + timedelta(hours=1))], store).new == 1
+    # and the same prompt in another session too
+    assert ingest([trace("continue", session="s2", started=later)], store).new == 1
+    traces = store.load_traces()
+    assert len(traces) == 3
+    assert traces[0].sources == ["proxy", "hooks"] and traces[0].tool_calls[0].tool == "Read"
+
+
+def test_resumed_copy_in_another_session_is_the_same_turn(tmp_path: Path) -> None:
+    """Older Claude Code copies the conversation into a new session file on --resume."""
+    store = TraceStorage(tmp_path / "traces")
+    original = trace("list files", session="old", prompt_id="p1", sources=["transcript"])
+    ingest([original], store)
+    copy = trace("list files", session="new", prompt_id="p1", sources=["transcript"])
+    assert copy.trace_id != original.trace_id
+    report = ingest([copy], store)
+    assert report.new == 0 and store.count() == 1
+    assert store.load_traces()[0].trace_id == original.trace_id
+
+
+def test_index_follows_other_writers_and_rebuilds(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    a, b = trace("a", prompt_id="pa"), trace("b", prompt_id="pb")
+    ingest([a], store)
+    store.append([b])  # a writer that does not use ingest
+    assert ingest([b], store).unchanged == 1
+    # the store replaced by another file: the index must not answer from the old one
+    store.path.write_text(store.path.read_text().split("\n", 1)[1])  # only b is left
+    assert ingest([a], store).new == 1
+    # a corrupt index is rebuilt from traces.jsonl
+    (store.root / ingest_mod.INDEX_FILE).write_bytes(b"not a database" * 100)  # type: ignore[operator]
+    assert ingest([a, b], store).unchanged == 2
+    assert store.count() == 2
+
+
+def test_a_run_reads_only_what_was_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook worker ingests after every turn: its cost must not grow with the store."""
+    store = TraceStorage(tmp_path / "traces")
+    ingest([trace(f"p{i}", prompt_id=f"id{i}", output="x" * 1000) for i in range(200)], store)
+    size = store.path.stat().st_size
+    scanned: list[int] = []
+    real_scan = ingest_mod._Index._scan
+
+    def spy(self: ingest_mod._Index, fh: object, offset: int) -> int:
+        scanned.append(offset)
+        return real_scan(self, fh, offset)
+
+    monkeypatch.setattr(ingest_mod._Index, "_scan", spy)
+    ingest([trace("one more", prompt_id="new")], store)
+    assert scanned == [size]  # only the new line was read, not the 200 before it
+
+
+def _ingest_many(root: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    store = TraceStorage(Path(root))
+    batch = [trace(f"p{i}", prompt_id=f"id{i}", sources=["hooks"]) for i in range(20)]
+    for _ in range(3):
+        barrier.wait(30)  # all at once, so that an unlocked ingest would write twice
+        ingest(batch, store)
+
+
+def test_concurrent_ingests_never_duplicate(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_ingest_many, args=(str(tmp_path), barrier)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = TraceStorage(tmp_path)
+    assert store.count() == 20 and versions(store) == 20
+
+
+def test_fixture_traces_roundtrip_unchanged(tmp_path: Path) -> None:
+    """A stored trace merged with itself is itself (calls keep their order and batches)."""
+    turns, _ = turns_from_transcript(
+        FIXTURES / "subagent" / "transcript.jsonl",
+        {
+            "a3501419dc3b71293": FIXTURES
+            / "subagent"
+            / "subagents"
+            / "agent-a3501419dc3b71293.jsonl"
+        },
+    )
+    traces = assemble(turns)
+    store = TraceStorage(tmp_path)
+    ingest(traces, store)
+    stored = store.load_traces()[0]
+    same = ingest_mod.merge_traces(stored, stored)
+    assert same.record() == stored.record()
