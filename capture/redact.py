@@ -21,9 +21,12 @@ Detection combines two sources:
   shapes (GitHub, Slack, AWS, Google, Hugging Face, OpenAI, JWT...).
 
 Speed: every case-insensitive rule runs on one lower-cased copy of the text with a
-lower-case pattern (``re.IGNORECASE`` is ~10x slower in CPython), every pattern starts
-with a literal where it can, every repetition is bounded, and the slow
-assignment-style plugin regexes only run on the lines where a cheap literal gate hits.
+lower-case pattern (``re.IGNORECASE`` is ~10x slower in CPython); every pattern starts
+with a literal where it can; no pattern can fail after an unbounded scan (repeats
+before a required suffix are bounded, or the search skips the run, see
+:class:`_JwtRule`); the slow assignment-style plugin regexes only run on the lines
+where a cheap gate hits; the rescans that make the result idempotent only read the
+lines a replacement touched; short strings (dict values, tool names) are cached.
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ __all__ = [
     "DETECT_SECRETS_PLUGINS",
     "DETECT_SECRETS_SKIPPED",
     "KEYWORD_DENYLIST",
+    "MARKER_PREFIX",
+    "UNSCANNABLE",
     "Redactor",
+    "default_redactor",
     "is_credential_key",
     "marker",
     "redact",
@@ -79,10 +85,11 @@ UNSCANNABLE: Final = "[REDACTED:unscannable]"
 KEYWORD_DENYLIST: Final[tuple[str, ...]] = tuple(str(w) for w in _DS_KEYWORD_DENYLIST)
 
 Span = tuple[int, int, str]
+Windows = list[tuple[int, int]]
 _Validator = Callable[[str, "re.Match[str]"], bool]
 
 _MAX_PASSES: Final = 4
-_MAX_VALUE: Final = 1024
+_CACHE_MAX_LEN: Final = 256
 
 
 def marker(kind: str) -> str:
@@ -356,26 +363,44 @@ def _looks_like_code(value: str, *, upper_name: bool) -> bool:
 class _Ctx:
     """One text being scanned, with a position-preserving lower-cased copy."""
 
-    __slots__ = ("_lower", "text")
+    __slots__ = ("_lower", "text", "windows")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, windows: Windows | None = None) -> None:
         self.text = text
+        self.windows = windows
         self._lower: str | None = None
 
     @property
     def lower(self) -> str:
+        """The text lower-cased, position for position (only inside ``windows`` when
+        scanning windows: nothing reads the rest)."""
         if self._lower is None:
-            # str.lower() keeps every position except for U+0130 (İ -> i + U+0307).
-            t = self.text.replace("\u0130", "i") if "\u0130" in self.text else self.text
-            self._lower = t.lower()
+            if self.windows is None:
+                self._lower = _lower(self.text)
+            else:
+                parts: list[str] = []
+                last = 0
+                for lo, hi in self.windows:
+                    parts += (self.text[last:lo], _lower(self.text[lo:hi]))
+                    last = hi
+                parts.append(self.text[last:])
+                self._lower = "".join(parts)
         return self._lower
+
+
+def _lower(text: str) -> str:
+    # str.lower() keeps every position except for U+0130 (İ -> i + U+0307).
+    return (text.replace("\u0130", "i") if "\u0130" in text else text).lower()
 
 
 class _Rule:
     kinds: tuple[str, ...] = ()
 
-    def find(self, ctx: _Ctx) -> Iterator[Span]:  # pragma: no cover - interface
-        raise NotImplementedError
+    def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
+        """Spans of secrets.  ``windows``: only look at these ranges (whole lines, see
+        :meth:`Redactor.redact_text`), reading the text around them as usual; ``None``:
+        the whole text."""
+        raise NotImplementedError  # pragma: no cover - interface
 
 
 class _RegexRule(_Rule):
@@ -401,9 +426,11 @@ class _RegexRule(_Rule):
         hints: tuple[str, ...] = (),
         lower_hint: str | None = None,
         line_gate: str | None = None,
+        window: tuple[str, int, int] | None = None,
         validate: _Validator | None = None,
         trim: str = "",
         skip_prefix: str = "",
+        line_local: bool = True,
         source: str = "claude-bc",
     ) -> None:
         if isinstance(patterns, str):
@@ -418,37 +445,68 @@ class _RegexRule(_Rule):
         self.hints = hints
         self.lower_hint = lower_hint
         self.line_gate = re.compile(line_gate) if line_gate else None
+        self.window = window
         self.validate = validate
         self.trim = trim
         self.skip_prefix = skip_prefix
+        self.line_local = line_local
         self.source = source
         self.kinds = (kind,) if isinstance(kind, str) else ()
 
-    def _matches(self, ctx: _Ctx) -> Iterator[re.Match[str]]:
+    def _matches(self, ctx: _Ctx, lo: int, hi: int) -> Iterator[re.Match[str]]:
         subject = ctx.lower if self.lower else ctx.text
+        if self.window is not None:
+            literal, before, after = self.window
+            yield from self._window_matches(subject, literal, before, after, lo, hi)
+            return
         if self.line_gate is None:
             for p in self.patterns:
-                yield from p.finditer(subject)
+                yield from p.finditer(subject, lo, hi)
             return
         low = ctx.lower
         done = -1
-        for g in self.line_gate.finditer(low):
+        for g in self.line_gate.finditer(low, lo, hi):
             if g.start() < done:
                 continue
-            start = low.rfind("\n", 0, g.start()) + 1
-            end = low.find("\n", g.end())
-            end = len(low) if end < 0 else end
+            start = max(lo, low.rfind("\n", lo, g.start()) + 1)
+            end = low.find("\n", g.end(), hi)
+            end = hi if end < 0 else end
             done = end
             for p in self.patterns:
                 yield from p.finditer(subject, start, end)
 
-    def find(self, ctx: _Ctx) -> Iterator[Span]:
-        if self.hints and not any(h in ctx.text for h in self.hints):
-            return
-        if self.lower_hint is not None and self.lower_hint not in ctx.lower:
-            return
+    def _window_matches(
+        self, subject: str, literal: str, before: int, after: int, lo: int, hi: int
+    ) -> Iterator[re.Match[str]]:
+        """Matches within ``before``/``after`` characters of each ``literal``: bounds the
+        work of a pattern with an unbounded repeat before its literal."""
+        windows: Windows = []
+        pos = subject.find(literal, lo, hi)
+        while pos >= 0:
+            a, b = max(lo, pos - before), min(hi, pos + len(literal) + after)
+            if windows and a <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], b)
+            else:
+                windows.append((a, b))
+            pos = subject.find(literal, pos + 1, hi)
+        for a, b in windows:
+            for p in self.patterns:
+                yield from p.finditer(subject, a, b)
+
+    def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
+        if not self.line_local:
+            windows = None
+        if windows is None:
+            if self.hints and not any(h in ctx.text for h in self.hints):
+                return
+            if self.lower_hint is not None and self.lower_hint not in ctx.lower:
+                return
+        for lo, hi in windows or [(0, len(ctx.text))]:
+            yield from self._find(ctx, lo, hi)
+
+    def _find(self, ctx: _Ctx, lo: int, hi: int) -> Iterator[Span]:
         text = ctx.text
-        for m in self._matches(ctx):
+        for m in self._matches(ctx, lo, hi):
             s, e = m.span(self.group)
             if s < 0 or e <= s:
                 continue
@@ -523,6 +581,38 @@ def _authorization_ok(text: str, m: re.Match[str]) -> bool:
     return len(tok) >= 8 and not _looks_like_code(tok, upper_name=False)
 
 
+_JWT_RE: Final = re.compile(r"eyJ[A-Za-z0-9_=\-]{6,}\.[A-Za-z0-9_=\-]{4,}(?:\.[A-Za-z0-9_+/=\-]*)*")
+_JWT_RUN_RE: Final = re.compile(r"[A-Za-z0-9_=\-]*")
+
+
+class _JwtRule(_Rule):
+    """``eyJ<header>.<payload>[.<signature>...]`` (JWS and JWE).  Searched with
+    ``str.find`` so that a failed attempt skips the rest of its base64url run: a plain
+    ``finditer`` retries at every ``eyJ`` inside one long run (quadratic on
+    ``eyJeyJeyJ...``)."""
+
+    kinds = ("jwt",)
+
+    def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
+        text = ctx.text
+        for lo, hi in windows or [(0, len(text))]:
+            yield from self._find(text, lo, hi)
+
+    @staticmethod
+    def _find(text: str, lo: int, hi: int) -> Iterator[Span]:
+        pos = text.find("eyJ", lo, hi)
+        while pos >= 0:
+            m = _JWT_RE.match(text, pos)
+            if m is not None:
+                if _jwt_ok(text, m):
+                    yield m.start(), m.end(), "jwt"
+                nxt = m.end()
+            else:
+                run = _JWT_RUN_RE.match(text, pos)
+                nxt = max(pos + 1, run.end() if run else pos + 1)
+            pos = text.find("eyJ", nxt, hi)
+
+
 def _anthropic_kind(m: re.Match[str]) -> str:
     return {
         "api": "anthropic-api-key",
@@ -558,6 +648,24 @@ _BASE64_LINE_RE: Final = re.compile(r"[ \t]*[A-Za-z0-9+/=]{8,}[ \t]*")
 _PEM_MAX: Final = 512 * 1024
 
 
+def _dashes_before(text: str, pos: int) -> int:
+    """Start of the ``-----`` (or ``---- ``) that opens a BEGIN/END line at ``pos``."""
+    start = pos
+    if start >= 2 and text[start - 1] in " \t" and text[start - 2] == "-":
+        start -= 1
+    dashes_end = start
+    floor = max(0, start - 5)
+    while start > floor and text[start - 1] == "-":
+        start -= 1
+    return start if start < dashes_end else pos
+
+
+def _covered(spans: list[tuple[int, int]], pos: int) -> bool:
+    """Whether ``pos`` lies in one of ``spans`` (sorted, non-overlapping)."""
+    i = bisect.bisect_right(spans, (pos, 1 << 62)) - 1
+    return i >= 0 and spans[i][0] <= pos < spans[i][1]
+
+
 class _PrivateKeyRule(_Rule):
     """Whole ``-----BEGIN ... PRIVATE KEY-----`` ... ``-----END ...-----`` blocks (also with
     JSON-escaped ``\\n``), a header without its END (``head`` of a key file: the header
@@ -567,54 +675,43 @@ class _PrivateKeyRule(_Rule):
 
     kinds = ("private-key",)
 
-    def find(self, ctx: _Ctx) -> Iterator[Span]:
+    def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
+        # Always the whole text (blocks span lines); cheap unless a header is present.
         text = ctx.text
         if "PRIVATE" not in text and "PuTTY-User-Key-File" not in text:
             return
-        ends: list[re.Match[str]] | None = None
-        end_starts: list[int] = []
-        covered = 0
-        spans: list[tuple[int, int]] = []
+        ends = list(_PEM_END_RE.finditer(text)) if "END" in text else []
+        end_starts = [e.start() for e in ends]
+        pem: list[tuple[int, int]] = []  # increasing, non-overlapping
         for m in _PEM_BEGIN_RE.finditer(text):
-            if m.start() < covered:
+            if pem and m.start() < pem[-1][1]:
                 continue
-            if ends is None:
-                ends = list(_PEM_END_RE.finditer(text))
-                end_starts = [e.start() for e in ends]
-            start = m.start()
-            floor = max(0, start - 8)
-            while start > floor and text[start - 1] in "- \t":
-                start -= 1
+            start = _dashes_before(text, m.start())
             i = bisect.bisect_left(end_starts, m.end())
             if i < len(end_starts) and end_starts[i] - m.end() <= _PEM_MAX:
-                assert ends is not None
                 stop = ends[i].end()
             else:
                 body = _PEM_BODY_RE.match(text, m.end())
                 stop = body.end() if body else m.end()
-            spans.append((start, stop))
-            covered = stop
+            pem.append((start, stop))
+        putty: list[tuple[int, int]] = []  # increasing, non-overlapping
         for m in _PUTTY_RE.finditer(text):
-            if any(s <= m.start() < e for s, e in spans):
+            if (putty and m.start() < putty[-1][1]) or _covered(pem, m.start()):
                 continue
             body = _PEM_BODY_RE.match(text, m.end())
-            spans.append((m.start(), body.end() if body else m.end()))
-        if ends is None and "END" in text:
-            ends = list(_PEM_END_RE.finditer(text))
-        for em in ends or ():
-            if any(s <= em.start() < e for s, e in spans):
+            putty.append((m.start(), body.end() if body else m.end()))
+        tails: list[tuple[int, int]] = []
+        for em in ends:
+            if _covered(pem, em.start()) or _covered(putty, em.start()):
                 continue
-            spans.append((self._tail_start(text, em.start()), em.end()))
-        for s, e in spans:
+            tails.append((self._tail_start(text, em.start()), em.end()))
+        for s, e in pem + putty + tails:
             yield s, e, "private-key"
 
     @staticmethod
     def _tail_start(text: str, end_pos: int) -> int:
         """Start of the base64 lines just before an END line that has no BEGIN."""
-        start = end_pos
-        floor = max(0, end_pos - 8)
-        while start > floor and text[start - 1] in "- \t":
-            start -= 1
+        start = _dashes_before(text, end_pos)
         floor = max(0, end_pos - _PEM_MAX)
         # walk back one whole line at a time while the line is base64
         while start > floor and text[start - 1] == "\n":
@@ -628,7 +725,12 @@ class _PrivateKeyRule(_Rule):
 
 # --- name = value assignments ---------------------------------------------------------
 
-_KW_ANCHORS: Final = "pass|pw|secret|token|key|auth|credential|cookie|contrase"
+# (``tokens``/``keys``/``author``... are not anchors: a credential word later in the
+# same name, as in ``keys_secret``, is still found through its own anchor.)
+_KW_ANCHORS: Final = (
+    r"pass|pw|secret|token(?!s)|key(?!s|word|error|board|frame|stroke)|auth(?!or)"
+    r"|credential|cookie|contrase"
+)
 _ASSIGN_RE: Final = re.compile(
     rf"(?P<name>(?:{_KW_ANCHORS})[a-z0-9_.\-\u00f1]{{0,80}})"
     r"(?P<close>\\*[\"'`]\]?|\])?"
@@ -639,6 +741,8 @@ _ASSIGN_RE: Final = re.compile(
 _NAME_CHARS: Final = frozenset(_ALNUM + "_.-\u00f1\u00d1")
 _QUOTES: Final = "\"'`"
 _ENV_LINE_PREFIX_RE: Final = re.compile(
+    # a gutter first: Read's "    12→", ``cat -n``'s "    12\t", grep's "path:12:"
+    r"(?:[ \t]*\d{1,9}(?:\u2192|\t|:|\|)|[\w./\\-]{1,200}:(?:\d{1,9}[:\-])?)?"
     r"[ \t]*(?:#[ \t]*)?(?:(?:export|ENV|ARG|set|setx|declare(?:[ \t]+-x)?)[ \t]+|-[ \t]+)?"
 )
 _ANNOTATION_TAIL_RE: Final = re.compile(r"[ \t]*=")
@@ -652,7 +756,8 @@ def _same_word(value: str, name: str) -> bool:
 
 
 def _at_line_start(text: str, pos: int) -> bool:
-    """Only whitespace, ``export``, ``ENV``, ``- ``, ``#`` before ``pos`` on its line."""
+    """Only a line-number gutter, whitespace, ``export``, ``ENV``, ``- ``, ``#`` before
+    ``pos`` on its line."""
     lo = max(0, pos - 256)
     nl = text.rfind("\n", lo, pos)
     if nl < 0 and lo > 0:
@@ -671,12 +776,16 @@ class _AssignmentRule(_Rule):
 
     kinds = (CREDENTIAL,)
 
-    def find(self, ctx: _Ctx) -> Iterator[Span]:
+    def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
+        for lo, hi in windows or [(0, len(ctx.text))]:
+            yield from self._find(ctx, lo, hi)
+
+    def _find(self, ctx: _Ctx, lo: int, hi: int) -> Iterator[Span]:
         text, low = ctx.text, ctx.lower
-        pos = 0
+        pos = lo
         search = _ASSIGN_RE.search
         while True:
-            m = search(low, pos)
+            m = search(low, pos, hi)
             if m is None:
                 return
             span = self._judge(text, m)
@@ -720,9 +829,8 @@ class _AssignmentRule(_Rule):
         upper = name.upper() == name and any(c.isalpha() for c in name)
         if upper and op == "=" and _at_line_start(text, ns):
             # .env line: the value is the rest of the line
-            nl = text.find("\n", s, s + 4 * _MAX_VALUE)
-            e = s + 4 * _MAX_VALUE if nl < 0 else nl
-            e = min(e, len(text))
+            nl = text.find("\n", s)
+            e = len(text) if nl < 0 else nl
             while e > s and text[e - 1] in " \t\r":
                 e -= 1
             value = text[s:e]
@@ -750,8 +858,8 @@ class _AssignmentRule(_Rule):
 
 
 class _CliFlagRule(_Rule):
-    """``--password hunter2`` / ``--api-key 'abc123'`` (space-separated CLI flags) and
-    ``.netrc`` ``password <value>`` lines."""
+    """``--password hunter2`` / ``--api-key 'abc123'`` (space-separated CLI flags),
+    ``curl -u user:password`` and ``.netrc`` ``password <value>`` lines."""
 
     kinds = (CREDENTIAL,)
     _FLAG_RE: Final = re.compile(
@@ -760,22 +868,36 @@ class _CliFlagRule(_Rule):
     _NETRC_RE: Final = re.compile(
         r"password[ \t]+(?P<q>[\"']?)(?P<v>[^\s\"'=:][^\s\"']{0,1023})(?P=q)"
     )
+    _USER_RE: Final = re.compile(
+        r"-(?:u|-user|-proxy-user)[ \t]+(?P<q>[\"']?)[^\s:\"']{1,256}:"
+        r"(?P<v>[^\s\"']{1,1024})(?P=q)"
+    )
     _NETRC_PREFIX_RE: Final = re.compile(r"(?:[ \t]*|.*\blogin[ \t]+\S+[ \t]+)")
 
-    def find(self, ctx: _Ctx) -> Iterator[Span]:
+    def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
+        for lo, hi in windows or [(0, len(ctx.text))]:
+            yield from self._find(ctx, lo, hi)
+
+    def _find(self, ctx: _Ctx, lo: int, hi: int) -> Iterator[Span]:
         text, low = ctx.text, ctx.lower
-        if "--" in low:
-            for m in self._FLAG_RE.finditer(low):
+        if low.find("--", lo, hi) >= 0:
+            for m in self._FLAG_RE.finditer(low, lo, hi):
                 if _prev_char(text, m.start()) not in " \t\n\r\"'":
                     continue
                 if not is_credential_key(text[m.start("name") : m.end("name")]):
                     continue
                 if span := self._value(text, m):
                     yield span
-        if "password" in low:
-            for m in self._NETRC_RE.finditer(low):
-                lo = max(0, m.start() - 512)
-                line_start = text.rfind("\n", lo, m.start()) + 1 or lo
+        if low.find("-u", lo, hi) >= 0:  # also finds --user, --proxy-user
+            for m in self._USER_RE.finditer(low, lo, hi):
+                if _prev_char(text, m.start()) in " \t\n\r\"'":
+                    s, e = m.span("v")
+                    if not _skippable(text[s:e]):
+                        yield s, e, CREDENTIAL
+        if low.find("password", lo, hi) >= 0:
+            for m in self._NETRC_RE.finditer(low, lo, hi):
+                floor = max(0, m.start() - 512)
+                line_start = text.rfind("\n", floor, m.start()) + 1 or floor
                 if not self._NETRC_PREFIX_RE.fullmatch(text, line_start, m.start()):
                     continue
                 if span := self._value(text, m):
@@ -915,7 +1037,9 @@ def _plugin_rules() -> list[_Rule]:
         _RegexRule(
             "mailchimp-key", _denylist(MailchimpDetector), line_gate=r"-us[0-9]", source=src
         ),
-        _RegexRule("openai-api-key", _denylist(OpenAIDetector), hints=("T3BlbkFJ",), source=src),
+        _RegexRule(
+            "openai-api-key", _denylist(OpenAIDetector), window=("T3BlbkFJ", 512, 64), source=src
+        ),
         _RegexRule("pypi-token", _denylist(PypiTokenDetector), hints=("pypi-",), source=src),
         _RegexRule("sendgrid-key", _denylist(SendGridDetector), hints=("SG.",), source=src),
         _RegexRule("slack-token", slack[0], lower_hint="xox", source=src),
@@ -944,9 +1068,6 @@ def _plugin_rules() -> list[_Rule]:
     ]
 
 
-_TOKEN_CHARS: Final = r"[A-Za-z0-9_\-]"
-
-
 def _own_rules() -> list[_Rule]:
     word_start = _not_after(_ALNUM)
     return [
@@ -961,7 +1082,9 @@ def _own_rules() -> list[_Rule]:
             validate=_openai_generic_ok,
         ),
         _RegexRule("github-token", r"gh[pousr]_[A-Za-z0-9_]{20,}|github_pat_[A-Za-z0-9_]{20,}"),
-        _RegexRule("slack-token", r"xox[a-z]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"),
+        _RegexRule(
+            "slack-token", r"xox[a-z](?:-|\.xox[a-z]-)[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"
+        ),
         _RegexRule(
             "stripe-key",
             r"[rs]k_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[A-Za-z0-9]{20,}",
@@ -980,11 +1103,7 @@ def _own_rules() -> list[_Rule]:
             lower_hint="_auth",
             validate=lambda t, m: not _skippable(t[m.start("v") : m.end("v")]),
         ),
-        _RegexRule(
-            "jwt",
-            r"eyJ[A-Za-z0-9_=\-]{6,}\.[A-Za-z0-9_=\-]{4,}(?:\.[A-Za-z0-9_+/=\-]*)*",
-            validate=_jwt_ok,
-        ),
+        _JwtRule(),
         _RegexRule(
             "url-password",
             r"://([^\s:/?#\[\]@\"'<>]{0,256}):([^\s/?#\[\]\"'<>]{1,256})@",
@@ -1026,7 +1145,9 @@ def _own_rules() -> list[_Rule]:
 def _build_rules(extra: Iterable[tuple[str, str | re.Pattern[str]]]) -> list[_Rule]:
     # Our rules first (PEM blocks before everything): ties in overlaps go to them.
     rules = _own_rules() + _plugin_rules()
-    rules += [_RegexRule(kind, pattern, source="extra") for kind, pattern in extra]
+    rules += [
+        _RegexRule(kind, pattern, line_local=False, source="extra") for kind, pattern in extra
+    ]
     return rules
 
 
@@ -1049,15 +1170,40 @@ def _merge(spans: list[Span]) -> list[Span]:
     return out
 
 
-def _apply(text: str, spans: list[Span]) -> str:
+def _apply(text: str, spans: list[Span]) -> tuple[str, Windows]:
+    """``text`` with ``spans`` (sorted, disjoint) replaced by markers, and the windows
+    of the result where a replacement changed the context: each line holding a marker,
+    plus one character either side, merged."""
     parts: list[str] = []
+    markers: list[tuple[int, int]] = []
     last = 0
+    size = 0
     for s, e, k in spans:
-        parts.append(text[last:s])
-        parts.append(marker(k))
+        keep = text[last:s]
+        mark = marker(k)
+        parts += (keep, mark)
+        size += len(keep)
+        markers.append((size, size + len(mark)))
+        size += len(mark)
         last = e
     parts.append(text[last:])
-    return "".join(parts)
+    out = "".join(parts)
+    windows: Windows = []
+    prev_end, line_lo, line_hi = 0, 0, -1
+    for ms, me in markers:
+        nl = out.rfind("\n", prev_end, ms)
+        if nl >= 0 or prev_end == 0:
+            line_lo = nl + 1  # else: same line as the previous marker
+        if me > line_hi:
+            nl = out.find("\n", me)
+            line_hi = len(out) if nl < 0 else nl
+        prev_end = me
+        lo, hi = max(0, line_lo - 1), min(len(out), line_hi + 1)
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+        else:
+            windows.append((lo, hi))
+    return out, windows
 
 
 class Redactor:
@@ -1068,6 +1214,8 @@ class Redactor:
 
     def __init__(self, extra: Iterable[tuple[str, str | re.Pattern[str]]] = ()) -> None:
         self._rules = _build_rules(extra)
+        # JSON-like data repeats its short strings (names, paths, ids) a lot
+        self._short = lru_cache(maxsize=8192)(self._redact_text)
 
     @property
     def kinds(self) -> list[str]:
@@ -1077,18 +1225,12 @@ class Redactor:
             out += [k for k in r.kinds if k not in out]
         return out
 
-    def _spans(self, text: str) -> list[Span]:
-        ctx = _Ctx(text)
+    def _spans(self, text: str, windows: Windows | None = None) -> list[Span]:
+        ctx = _Ctx(text, windows)
         spans: list[Span] = []
         for rule in self._rules:
-            spans.extend(rule.find(ctx))
+            spans.extend(rule.find(ctx, windows))
         return spans
-
-    def _once(self, text: str) -> tuple[str, list[Span]]:
-        spans = self._spans(text)
-        if not spans:
-            return text, spans
-        return _apply(text, _merge(list(spans))), spans
 
     def redact_text(self, text: str) -> str:
         """``text`` with every secret replaced by ``[REDACTED:<kind>]``.  Idempotent;
@@ -1098,17 +1240,30 @@ class Redactor:
         if not text:
             return text
         try:
-            out = text
-            # A replacement changes the context around it; repeat until nothing is
-            # found so that redact_text(redact_text(x)) == redact_text(x) always.
-            for _ in range(_MAX_PASSES):
-                new, spans = self._once(out)
-                if not spans or new == out:
-                    break
-                out = new
-            return out
+            if len(text) <= _CACHE_MAX_LEN:
+                return self._short(text)
+            return self._redact_text(text)
         except Exception:
             return UNSCANNABLE
+
+    def _redact_text(self, text: str) -> str:
+        # A replacement changes the context next to it, which may complete a match that
+        # was not there before.  So rescan until nothing is found, which makes
+        # redact_text(redact_text(x)) == redact_text(x).  Every rule but the PEM one
+        # (always rerun whole) looks no further than the line it matches on, plus one
+        # character, so a new match can only appear on a line that a replacement
+        # touched: the rescans only read those lines.
+        out = text
+        windows: Windows | None = None
+        for _ in range(_MAX_PASSES):
+            spans = self._spans(out, windows)
+            if not spans:
+                break
+            new, windows = _apply(out, _merge(spans))
+            if new == out:
+                break
+            out = new
+        return out
 
     def found(self, text: str) -> list[str]:
         """The kinds of secret in ``text`` (first occurrence order, no repeats)."""
