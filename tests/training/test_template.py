@@ -1,0 +1,181 @@
+"""The chat template: Llama 3.1 text, assistant-only masks token by token, parser round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training.sft import load_tokenizer
+from training.template import EOT, PYTHON_TAG, parse_tool_calls
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "Read",
+            "description": "Read a file.",
+            "parameters": {"type": "object"},
+        },
+    }
+]
+
+
+def tool_call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "arguments": args}}
+
+
+CHAT: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are a coding agent."},
+    {"role": "user", "content": "Fix the greeting."},
+    {
+        "role": "assistant",
+        "content": "Reading first.",
+        "thinking": "Start at the entry point.",
+        "tool_calls": [tool_call("Read", {"file_path": "src/app.py"})],
+    },
+    {"role": "tool", "content": "1\tprint('hi')"},
+    {
+        "role": "assistant",
+        "content": "Searching and testing in parallel.",
+        "tool_calls": [
+            tool_call("Grep", {"pattern": "^def ", "-n": True}),
+            tool_call("Bash", {"command": "pytest -q", "timeout": 60}),
+        ],
+    },
+    {"role": "tool", "content": "src/app.py:1:def main():"},
+    {"role": "tool", "content": "Exit code 1\n1 failed"},
+    {"role": "assistant", "content": "Fixed: the greeting now names Claude."},
+]
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model: Path) -> Any:
+    return load_tokenizer(str(tiny_model))
+
+
+def spans(ids: list[int], mask: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i, (token, m) in enumerate(zip(ids, mask, strict=True)):
+        if m and (i == 0 or not mask[i - 1]):
+            out.append([])
+        if m:
+            out[-1].append(token)
+    return out
+
+
+def test_text_is_llama31_with_reasoning_and_several_calls(tok: Any) -> None:
+    text = tok.apply_chat_template(CHAT, tools=TOOLS, tokenize=False)
+    assert text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
+    assert "Environment: ipython\nYou are a coding agent." in text
+    assert (
+        '{"name": "Read", "description": "Read a file.", "parameters": {"type": "object"}}' in text
+    )
+    # the reasoning text stays before its calls; two calls in one turn, one per line
+    assert (
+        "<|start_header_id|>assistant<|end_header_id|>\n\nSearching and testing in parallel."
+        f'{PYTHON_TAG}{{"name": "Grep", "parameters": {{"pattern": "^def ", "-n": true}}}}\n'
+        '{"name": "Bash", "parameters": {"command": "pytest -q", "timeout": 60}}<|eot_id|>'
+    ) in text
+    assert "<|start_header_id|>ipython<|end_header_id|>\n\nExit code 1\n1 failed<|eot_id|>" in text
+    assert text.endswith("Fixed: the greeting now names Claude.<|eot_id|>")
+
+
+def test_mask_covers_exactly_the_assistant_turns_token_by_token(tok: Any) -> None:
+    out = tok.apply_chat_template(
+        CHAT, tools=TOOLS, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    ids, mask = out["input_ids"], out["assistant_masks"]
+    eot = tok.convert_tokens_to_ids(EOT)
+    header = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    got = spans(ids, mask)
+    assistants = [m for m in CHAT if m["role"] == "assistant"]
+    assert len(got) == len(assistants) == 3
+    for span, message in zip(got, assistants, strict=True):
+        assert span[-1] == eot  # each span ends with <|eot_id|>: the model learns to stop
+        assert span.count(eot) == 1
+        turn = parse_tool_calls(tok.decode(span))
+        assert turn.content == message["content"]
+        assert [c["name"] for c in turn.tool_calls] == [
+            c["function"]["name"] for c in message.get("tool_calls", [])
+        ]
+    # every masked token is inside a span that starts right after an assistant header,
+    # and no token of the system, user or tool turns is masked
+    for i, m in enumerate(mask):
+        if m and not mask[i - 1]:
+            assert tok.decode(ids[:i]).endswith(header)
+    unmasked = tok.decode([t for t, m in zip(ids, mask, strict=True) if not m])
+    for message in CHAT:
+        if message["role"] != "assistant":
+            assert message["content"] in unmasked
+    assert "Reading first." not in unmasked and "pytest -q" not in unmasked
+
+
+def test_trl_accepts_the_template_for_assistant_only_loss(tok: Any) -> None:
+    from trl.chat_template_utils import (
+        has_generation_markers,
+        is_chat_template_stop_token_trained,
+    )
+
+    assert has_generation_markers(tok.chat_template)
+    assert is_chat_template_stop_token_trained(tok)
+
+
+def test_generation_prompt_then_parse_round_trip(tok: Any) -> None:
+    prompt = tok.apply_chat_template(
+        CHAT[:2], tools=TOOLS, tokenize=False, add_generation_prompt=True
+    )
+    full = tok.apply_chat_template(CHAT[:3], tools=TOOLS, tokenize=False)
+    assert full.startswith(prompt)
+    turn = parse_tool_calls(full[len(prompt) :])
+    assert turn.thinking == "Start at the entry point."
+    assert turn.content == "Reading first."
+    assert turn.tool_calls == [{"name": "Read", "arguments": {"file_path": "src/app.py"}}]
+
+
+def test_malformed_calls_are_reported_not_raised() -> None:
+    turn = parse_tool_calls(f'ok{PYTHON_TAG}{{"name": "Read", "parameters": {{}}}}\n{{oops\n[1]')
+    assert turn.tool_calls == [{"name": "Read", "arguments": {}}]
+    assert len(turn.errors) == 2
+    assert parse_tool_calls("<thinking>cut off mid-thou").thinking == "cut off mid-thou"
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    content=st.text(max_size=60).filter(lambda s: "<|" not in s and not s.startswith("<thinking>")),
+    calls=st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=12),
+            st.dictionaries(st.text(max_size=10), JSONISH, max_size=4),
+        ),
+        max_size=3,
+    ),
+)
+def test_render_then_parse_round_trips(
+    tok: Any, content: str, calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    message = {
+        "role": "assistant",
+        "content": content,
+        "tool_calls": [tool_call(n, a) for n, a in calls],
+    }
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True
+    )
+    text = tok.apply_chat_template([{"role": "user", "content": "x"}, message], tokenize=False)
+    turn = parse_tool_calls(text[len(prompt) :])
+    assert turn.content == content
+    assert turn.tool_calls == [{"name": n, "arguments": a} for n, a in calls]
+    assert not turn.errors

