@@ -12,9 +12,10 @@ from typing import Any
 import click
 
 from capture import install as installer
-from capture import paths
+from capture import paths, rating, report
 from capture.errlog import recent_errors
 from capture.errors import BCError
+from capture.gates import load_gate_config
 from capture.schema import ClaudeTrace
 from capture.spool import iter_spools
 from capture.store import TraceStorage
@@ -65,6 +66,9 @@ def install_cmd(scope: installer.Scope, project_dir: Path) -> None:
             click.echo(f"backup of the previous file: {result.backup}")
     else:
         click.echo(f"already installed in {path} (nothing changed)")
+    cmd_path = rating.command_path(scope, project_dir.resolve(), Path.home())
+    if rating.install_command(cmd_path, rating.command_text(Path(sys.executable), home)):
+        click.echo(f"installed the /bc-rate slash command: {cmd_path}")
     click.echo(f"traces will be written to {paths.data_dir()}")
 
 
@@ -78,6 +82,9 @@ def uninstall_cmd(scope: installer.Scope, project_dir: Path) -> None:
     click.echo(
         f"removed capture hooks from {path}" if result.changed else f"no capture hooks in {path}"
     )
+    cmd_path = rating.command_path(scope, project_dir.resolve(), Path.home())
+    if rating.uninstall_command(cmd_path):
+        click.echo(f"removed the /bc-rate slash command: {cmd_path}")
 
 
 @cli.command("status")
@@ -90,6 +97,9 @@ def status_cmd(project_dir: Path) -> None:
         click.echo(f"hooks ({scope}): {state}  [{path}]")
     spools = list(iter_spools(paths.spool_dir()))
     click.echo(f"pending spools: {len(spools)} (sessions not yet ended or assembled)")
+    api_spools = list(paths.spool_dir().glob("api/*.jsonl"))
+    if api_spools:
+        click.echo(f"proxy spools: {len(api_spools)} (kept until an hour idle)")
     store = _store()
     traces = store.load_traces()
     click.echo(f"traces: {len(traces)}  [{store.path}]")
@@ -114,6 +124,17 @@ def assemble_cmd(sessions: tuple[str, ...]) -> None:
         for problem in result.problems:
             click.echo(f"warning: {problem}", err=True)
     click.echo(f"assembled {len(names)} sessions, {total} traces written")
+    from capture.api import IDLE_DROP_S, assemble_api_session, iter_api_spools
+
+    api_names = sessions or tuple(p.stem for p in iter_api_spools())
+    if api_names:  # the proxy's spools (spool/api/): an idle one is removed once assembled
+        api_total = 0
+        for session in api_names:
+            api = assemble_api_session(session, drop_idle_s=IDLE_DROP_S)
+            api_total += api.written
+            for problem in api.problems:
+                click.echo(f"warning: {problem}", err=True)
+        click.echo(f"assembled {len(api_names)} api sessions, {api_total} traces written")
 
 
 @cli.command("export")
@@ -189,11 +210,7 @@ def _render(trace: ClaudeTrace) -> str:
         out.append(f"  {i}. {c.tool}{who} {json.dumps(c.args, ensure_ascii=False)[:300]}")
         out.append(f"     -> {status}{took}: {_short(c.error or c.output, 300)}")
     out += ["", f"CLAUDE: {trace.claude_response}", ""]
-    s = trace.reasoning_signals
-    out.append(
-        f"signals: {' > '.join(s.tool_sequence) or 'no tools'}; depth {s.exploration_depth.value}; "
-        f"workflow {s.workflow_type.value}"
-    )
+    out += report.signal_lines(trace, load_gate_config())
     return "\n".join(out)
 
 
@@ -207,6 +224,220 @@ def show_cmd(trace_id: str, as_json: bool) -> None:
     click.echo(
         json.dumps(trace.record(), indent=2, ensure_ascii=False) if as_json else _render(trace)
     )
+
+
+_PROJECTS_DIR = click.option(
+    "--projects-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Claude Code's projects folder (default: $CLAUDE_CONFIG_DIR/projects, "
+    "else ~/.claude/projects).",
+)
+
+
+@cli.command("import")
+@_PROJECTS_DIR
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    help="Only session files written to since DATE (local time).",
+)
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Only the sessions run in this project folder.",
+)
+def import_cmd(projects_dir: Path | None, since: datetime | None, project: Path | None) -> None:
+    """Import past Claude Code sessions from their transcripts (only what is new)."""
+    from capture import backfill  # the capture commands above do not need it loaded
+
+    files = backfill.session_files(backfill.projects_dir(projects_dir), project)
+    with backfill.progress_bar(files) as on_bytes:
+        summary = backfill.import_files(files, since=since, on_bytes=on_bytes)
+    for line in summary.lines():
+        click.echo(line)
+
+
+@cli.command("watch")
+@_PROJECTS_DIR
+@click.option(
+    "--idle",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds without writes after which a session's last turn counts as complete.",
+)
+def watch_cmd(projects_dir: Path | None, idle: float) -> None:
+    """Follow Claude Code's projects folder and capture each turn as it completes."""
+    from capture import backfill, watcher  # watchdog is loaded only for this command
+
+    folder = backfill.projects_dir(projects_dir)
+    click.echo(f"watching {folder} (stop with Ctrl-C or SIGTERM)", err=True)
+
+    def report(result: backfill.FileResult) -> None:
+        r = result.report
+        if r.new or r.merged:
+            click.echo(f"{result.path.name}: {r.new} new, {r.merged} merged traces")
+
+    summary = watcher.watch(folder, idle=idle, on_result=report)
+    for line in summary.lines():
+        click.echo(line)
+
+
+_GATES = click.option(
+    "--gates",
+    "gates_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Quality-gate settings, TOML or JSON (default: $BC_HOME/gates.toml if it exists).",
+)
+
+
+@cli.command("reextract")
+@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
+def reextract_cmd(dry_run: bool) -> None:
+    """Recompute signals and categories of every stored trace (after the extractor changed)."""
+    from capture.signals import extract_signals
+
+    store = _store()
+    traces = store.load_traces()
+    changed = []
+    for t in traces:
+        fresh = extract_signals(t)
+        if fresh.to_dict() != t.reasoning_signals.to_dict():
+            changed.append(t.model_copy(update={"reasoning_signals": fresh}))
+    if not dry_run:
+        store.append(changed)
+    verb = "would change" if dry_run else "updated"
+    click.echo(f"{len(traces)} traces, {len(changed)} {verb}")
+    _report_problems(store)
+
+
+@cli.command("rate")
+@click.argument("words", nargs=-1)
+@click.option("--last", is_flag=True, help="Rate the latest turn (of this Claude Code session).")
+@click.option("--note", help="Why: kept with the rating (redacted like every captured text).")
+@click.option("--args-stdin", is_flag=True, hidden=True, help="Read 'up|down [note]' from stdin.")
+def rate_cmd(words: tuple[str, ...], last: bool, note: str | None, args_stdin: bool) -> None:
+    """Rate a trace: bc-capture rate ID|--last up|down|clear [--note TEXT]."""
+    args = list(words) + (sys.stdin.read().split() if args_stdin else [])
+    if not last:
+        if not args:
+            raise BCError("say which trace to rate: an id (prefix) or --last")
+        ident, args = args[0], args[1:]
+    value, trailing = rating.parse_rating(args)
+    store = _store()
+    if last:
+        session = os.environ.get("CLAUDE_CODE_SESSION_ID")
+        trace = rating.last_trace(store.load_traces(), session)
+    else:
+        trace = store.get(ident)
+    rated = rating.rate(store, trace, value, note or trailing)
+    what = f"rated {value}" if value else "rating cleared"
+    click.echo(f"claude-bc: {what}: {rated.trace_id[:8]} {_short(rated.user_prompt, 60)}")
+
+
+@cli.command("stats")
+@_GATES
+@click.option("--json", "as_json", is_flag=True, help="The figures as JSON.")
+def stats_cmd(gates_file: Path | None, as_json: bool) -> None:
+    """Traces by source, category, depth and workflow; tools per trace; ratings; gates."""
+    store = _store()
+    stats = report.collect_stats(store.load_traces(), load_gate_config(gates_file))
+    click.echo(json.dumps(stats.to_dict(), indent=2) if as_json else report.render_stats(stats))
+    _report_problems(store)
+
+
+@cli.command("view")
+@_GATES
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="claude-bc-traces.html",
+    show_default=True,
+    help="The HTML file to write (0600).",
+)
+def view_cmd(gates_file: Path | None, output: Path) -> None:
+    """Write every trace into one self-contained HTML file (search, filters, timelines)."""
+    from capture.viewer import render_html
+
+    store = _store()
+    page = render_html(store.load_traces(), load_gate_config(gates_file))
+    try:
+        output.touch(mode=0o600)
+        output.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise BCError(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {output} ({store.count()} traces); open it in a browser")
+    _report_problems(store)
+
+
+@cli.command("proxy")
+@click.option(
+    "--mode",
+    type=click.Choice(["reverse", "regular"]),
+    default="reverse",
+    show_default=True,
+    help="reverse: ANTHROPIC_BASE_URL points at the proxy; regular: an HTTPS proxy.",
+)
+@click.option("--port", type=int, default=8082, show_default=True, help="0: any free port")
+@click.option("--upstream", help="The API to forward to (default https://api.anthropic.com).")
+@click.option(
+    "--confdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="mitmproxy's folder, with its CA (default: $BC_HOME/mitmproxy).",
+)
+@click.option(
+    "--rollout",
+    type=float,
+    default=0.0,
+    help="Send this percent of Claude Code sessions (sticky per session) to --local.",
+)
+@click.option("--local", help="The local model's endpoint, e.g. http://127.0.0.1:8090.")
+def proxy_cmd(
+    mode: str,
+    port: int,
+    upstream: str | None,
+    confdir: Path | None,
+    rollout: float,
+    local: str | None,
+) -> None:
+    """Record Claude Code's API traffic through mitmdump (loopback only) until stopped."""
+    from capture import mitm
+
+    p = mitm.plan(
+        "regular" if mode == "regular" else "reverse",
+        port,
+        upstream,
+        confdir,
+        rollout=rollout,
+        local=local,
+    )
+    click.echo(f"# claude-bc proxy ({p.mode}) on 127.0.0.1:{p.port} -> {p.upstream}")
+    if p.rollout > 0:
+        click.echo(
+            f"# rollout: {p.rollout:g}% of sessions -> {p.local} (kill switch: "
+            "bc-capture rollout off)"
+        )
+    click.echo(f"# recording to {paths.spool_dir() / 'api'}; give Claude Code this environment:")
+    for line in p.env_lines():
+        click.echo(line)
+    mitm.exec_mitmdump(p)
+
+
+@cli.command("rollout")
+@click.argument("action", type=click.Choice(["off", "on", "status"]))
+def rollout_cmd(action: str) -> None:
+    """Kill switch of the proxy's rollout: `off` sends every session back to Anthropic at
+    once (from the next request on), `on` resumes the configured share."""
+    from proxy import rollout
+
+    kill = Path(rollout.kill_file(str(paths.ensure_dir(paths.data_dir()))))
+    if action == "off":
+        kill.touch(mode=0o600)
+    elif action == "on":
+        kill.unlink(missing_ok=True)
+    state = "off: every session goes to Anthropic" if kill.exists() else "on"
+    click.echo(f"rollout {state}  [{kill}]")
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -224,3 +455,7 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(0)
+
+
+if __name__ == "__main__":  # the /bc-rate slash command runs `python -m capture.cli rate`
+    main()

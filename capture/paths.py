@@ -4,8 +4,11 @@ Layout (all folders 0700, all files 0600)::
 
     $BC_HOME/
       spool/<session_id>.jsonl   raw hook payloads, appended by hooks/record.py
+      spool/api/<session>.jsonl  raw API exchanges, appended by the proxy addon
       traces/traces.jsonl        assembled, redacted ClaudeTrace records (append-only)
-      state/<session_id>.json    what the assembler already wrote for a session
+      traces/index.sqlite        dedup lookup cache, rebuilt from traces.jsonl when stale
+      state/                     per-session locks; import offsets under state/transcripts/
+      sessions/<session>.json    system prompt and tool schemas seen by the proxy
       errors.log                 one line per error of the hooks, proxy or assembler
 
 The hook (``hooks/record.py``) must resolve the same folder without importing this

@@ -6,9 +6,14 @@ what exists.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
+
+from capture.errors import BCError
+from export import commands as export_commands
+from training import rl_cli, sft_cli
 
 
 @click.group()
@@ -17,5 +22,30 @@ def cli() -> None:
     """Train a local Llama on captured Claude Code traces (stages: see README)."""
 
 
+# Behavioural cloning (training/sft_cli.py): bc-train dataset | sft
+for _command in sft_cli.COMMANDS:
+    cli.add_command(_command)
+
+# Shipping stage (export/): bc-train export | serve | abtest
+for _command in (export_commands.export_cmd, export_commands.serve_cmd):
+    cli.add_command(_command)
+cli.add_command(export_commands.abtest_group)
+
+# Alignment stages (training/rl_cli.py): bc-train reward | ppo | mine | eval
+for _command in rl_cli.COMMANDS:
+    cli.add_command(_command)
+
+
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="bc-train")
+    """Entry point: a ``BCError`` becomes one clean line and exit status 1."""
+    try:
+        return cli.main(args=argv, prog_name="bc-train", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BCError as exc:
+        click.echo(f"bc-train: error: {exc}", err=True)
+        sys.exit(1)

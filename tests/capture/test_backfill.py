@@ -423,7 +423,8 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     path = tmp_path / "p" / PROJECT / "s1.jsonl"
     path.parent.mkdir(parents=True)
     out = big_output(128 * 1024)
-    path.write_bytes(b"".join(turn("s1", f"t{i}", output=out, calls=2) for i in range(16)))
+    # enough work to outlast the bar's 0.5 s start delay even on a fast, idle machine
+    path.write_bytes(b"".join(turn("s1", f"t{i}", output=out, calls=2) for i in range(64)))
     age(path)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
@@ -449,4 +450,4 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0
     screen = b"".join(shown)
     assert b"import:" in screen and b"MB" in screen, screen[-300:]
-    assert stdout.decode().startswith("1 files (1 read, 1 sessions): 16 new traces")
+    assert stdout.decode().startswith("1 files (1 read, 1 sessions): 64 new traces")
