@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from capture import paths
 from capture.backfill import projects_dir
-from capture.errlog import log_error
+from capture.errlog import run_detached
 from capture.ingest import ingest
 from capture.redact import redact
 from capture.schema import ClaudeTrace
@@ -659,18 +659,7 @@ def assemble_api_session(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m capture.api SESSION``: what the proxy starts when a turn ends."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m capture.api SESSION_ID", file=sys.stderr)
-        return 2
-    session = args[0]
-    try:
-        for problem in assemble_api_session(session).problems:
-            log_error("proxy-assemble", session, str(problem))
-    except Exception as exc:  # noqa: BLE001 - detached: the log is the only place to report
-        log_error("proxy-assemble", session, f"{type(exc).__name__}: {exc}")
-        return 1
-    return 0
+    return run_detached("capture.api", sys.argv[1:] if argv is None else argv, assemble_api_session)
 
 
 if __name__ == "__main__":

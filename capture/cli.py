@@ -14,7 +14,7 @@ import click
 from capture import install as installer
 from capture import paths, rating, report
 from capture.errlog import recent_errors
-from capture.errors import BCError
+from capture.errors import BCError, run_cli
 from capture.gates import load_gate_config
 from capture.schema import ClaudeTrace
 from capture.spool import iter_spools
@@ -442,19 +442,7 @@ def rollout_cmd(action: str) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: a ``BCError`` becomes one clean line and exit status 1."""
-    try:
-        return cli.main(args=argv, prog_name="bc-capture", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except BCError as exc:
-        click.echo(f"bc-capture: error: {exc}", err=True)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(0)
+    return run_cli(cli, "bc-capture", argv)
 
 
 if __name__ == "__main__":  # the /bc-rate slash command runs `python -m capture.cli rate`

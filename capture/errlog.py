@@ -8,9 +8,12 @@ Line format: ``<UTC time>\\t<component>\\t<session>\\t<message>``.
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from capture import paths
 
@@ -49,6 +52,25 @@ def log_error(component: str, session: str, message: str, home: Path | None = No
             return
         except OSError:
             continue
+
+
+def run_detached(component: str, argv: list[str], assemble: Callable[[str], Any]) -> int:
+    """Body of a detached ``python -m ... SESSION_ID`` worker (nobody reads its output).
+
+    ``assemble(session)`` returns an object with ``problems``; those and any exception
+    go to the error log, the only place a detached process can report to.
+    """
+    if len(argv) != 1:
+        print(f"usage: python -m {component} SESSION_ID", file=sys.stderr)
+        return 2
+    session = argv[0]
+    try:
+        for problem in assemble(session).problems:
+            log_error(component, session, str(problem))
+    except Exception as exc:  # noqa: BLE001 - detached: the log is the only place to report
+        log_error(component, session, f"{type(exc).__name__}: {exc}")
+        return 1
+    return 0
 
 
 def recent_errors(limit: int = 10, home: Path | None = None) -> list[ErrorLine]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from capture import paths
-from capture.errlog import log_error
+from capture.errlog import run_detached
 from capture.ingest import ingest
 from capture.schema import ClaudeTrace
 from capture.spool import read_spool, transcript_paths, turns_from_hooks
@@ -85,19 +85,8 @@ def assemble_session(session_id: str, home: Path | None = None) -> SessionResult
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m capture.worker SESSION_ID", file=sys.stderr)
-        return 2
-    session = args[0]
-    try:
-        result = assemble_session(session)
-        for problem in result.problems:
-            log_error("assemble", session, str(problem))
-    except Exception as exc:  # noqa: BLE001 - detached: the log is the only place to report
-        log_error("assemble", session, f"{type(exc).__name__}: {exc}")
-        return 1
-    return 0
+    """``python -m capture.worker SESSION``: what the hook starts at Stop and SessionEnd."""
+    return run_detached("capture.worker", sys.argv[1:] if argv is None else argv, assemble_session)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,11 @@ what exists.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from capture.errors import BCError
+from capture.errors import run_cli
 from export import commands as export_commands
 from training import rl_cli, sft_cli
 
@@ -38,14 +37,4 @@ for _command in rl_cli.COMMANDS:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: a ``BCError`` becomes one clean line and exit status 1."""
-    try:
-        return cli.main(args=argv, prog_name="bc-train", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except BCError as exc:
-        click.echo(f"bc-train: error: {exc}", err=True)
-        sys.exit(1)
+    return run_cli(cli, "bc-train", argv)
