@@ -58,3 +58,25 @@ def bc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BC_HOME", str(home))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     return home
+
+
+# --- exit -----------------------------------------------------------------------------------
+# After a full run (torch, transformers, llama.cpp, mitmproxy clients … all imported into one
+# process), CPython's final garbage collection at interpreter shutdown was seen spinning for
+# minutes after pytest had printed its summary (gdb: gc_collect_main ← finalize_modules ←
+# Py_FinalizeEx), which would hold CI past its limit. Nothing is left to do by then, so the
+# run ends with pytest's own exit status without interpreter teardown.
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _EXIT_STATUS and os.environ.get("BC_PYTEST_NO_FAST_EXIT") != "1":
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
