@@ -52,6 +52,19 @@ def stage_run(run: str, home: Path) -> tuple[str, Path]:
     return session, transcript
 
 
+def run_bc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``bc-capture ARGS`` in-process through its real entry point: (exit code, out, err)."""
+    from capture.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture
 def bc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "bc-home"

@@ -9,22 +9,12 @@ from pathlib import Path
 import pytest
 
 from capture.capturer import ClaudeCapturer, quick_capture
-from capture.cli import main
 from capture.store import TraceStorage
 from capture.worker import assemble_session
 from tests.conftest import REPO, stage_run
+from tests.conftest import run_bc as run
 
 BC = REPO / ".venv" / "bin" / "bc-capture"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -12,25 +12,15 @@ from pathlib import Path
 import pytest
 
 from capture.capturer import quick_capture
-from capture.cli import main
 from capture.gates import gate
 from capture.rating import COMMAND_MARKER, command_text
 from capture.store import TraceStorage
 from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude
 from tests.conftest import REPO
+from tests.conftest import run_bc as run
 from tests.fake_anthropic import FakeAnthropic
 
 BC = REPO / ".venv" / "bin" / "bc-capture"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
