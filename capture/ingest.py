@@ -42,7 +42,7 @@ from pydantic import ValidationError
 
 from capture import paths
 from capture.schema import ClaudeTrace, SchemaError, load_trace
-from capture.store import TraceStorage
+from capture.store import TraceStorage, encode
 from capture.turns import SOURCE_PRIORITY, from_trace, merge_turn, to_trace
 
 INDEX_FILE = "index.sqlite"
@@ -94,17 +94,15 @@ def _key(*parts: str) -> str:
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
 
-def _line(trace: ClaudeTrace) -> bytes:
-    """The exact bytes ``TraceStorage.append`` writes for ``trace`` (without the newline)."""
-    record = trace.record()
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 @dataclass(frozen=True)
 class _Keys:
     session_prompt: str | None  # only for traces without a prompt id
     started: float | None
     turn_key: str | None
+
+    def row(self) -> tuple[str | None, float | None, str | None]:
+        """The index columns."""
+        return self.session_prompt, self.started, self.turn_key
 
     @classmethod
     def of(cls, session: Any, prompt_id: Any, prompt: Any, started: float | None) -> _Keys:
@@ -201,23 +199,35 @@ class _Index:
                     rec.get("user_prompt"),
                     _epoch(rec.get("started_at")),
                 )
-                rows.append(
-                    (
-                        rec["trace_id"],
-                        offset,
-                        len(line),
-                        _digest(line),
-                        k.session_prompt,
-                        k.started,
-                        k.turn_key,
-                    )
-                )
+                rows.append((rec["trace_id"], offset, len(line), _digest(line), *k.row()))
             offset += len(raw)
             if len(rows) >= 1000:
                 self._insert(rows)
                 rows = []
         self._insert(rows)
         return offset
+
+    def appended(
+        self, before: int, offsets: list[int], lines: list[bytes], traces: list[ClaudeTrace]
+    ) -> None:
+        """Index the lines of ``traces`` this process just appended at ``offsets`` (the
+        file was ``before`` bytes long) without reading them back; if anything else was
+        written since the last catch-up (a writer outside the ingest lock), read it all."""
+        if not lines:
+            return
+        if int(self._meta("covered") or 0) != before:
+            self.catch_up()
+            return
+        rows = []
+        for trace, offset, line in zip(traces, offsets, lines, strict=True):
+            k = _keys_of(trace)
+            rows.append((trace.trace_id, offset, len(line), _digest(line), *k.row()))
+        self._insert(rows)
+        end = offsets[-1] + len(lines[-1]) + 1
+        with self.store.path.open("rb") as fh:
+            inode = os.fstat(fh.fileno()).st_ino
+            self._set_meta(inode=inode, covered=end, tail=self._tail_hash(fh, end))
+        self.db.commit()
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         self.db.executemany("INSERT OR REPLACE INTO traces VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -378,7 +388,7 @@ def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> Inge
                 report.new += 1
                 _remember(pending, pending_keys, trace, keys)
                 continue
-            if found and found[1] == _digest(_line(trace)):
+            if found and found[1] == _digest(encode(trace)):
                 report.unchanged += 1
                 continue
             tid = target or (found[0] if found else trace.trace_id)
@@ -390,8 +400,9 @@ def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> Inge
             report.merged += 1
             _remember(pending, pending_keys, merged, _keys_of(merged))
         report.written = list(pending.values())
-        store.append(report.written)
-        index.catch_up()
+        lines = [encode(t) for t in report.written]
+        before, offsets = store.append_lines(lines)
+        index.appended(before, offsets, lines, report.written)
     return report
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from capture import paths
@@ -27,6 +28,17 @@ from capture.errors import BCError
 from capture.schema import ClaudeTrace, SchemaError, load_trace
 
 TRACES_FILE = "traces.jsonl"
+
+
+def encode(trace: ClaudeTrace) -> bytes:
+    """The JSONL line (without its newline) the store writes for ``trace``."""
+    record = trace.record()
+    try:
+        return orjson.dumps(record)
+    except (TypeError, orjson.JSONEncodeError):
+        # what orjson refuses (a lone surrogate from a broken tool output, an int past
+        # 64 bits) the standard library still writes
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -60,20 +72,24 @@ class TraceStorage:
 
     def append(self, traces: Iterable[ClaudeTrace]) -> int:
         """Append traces (as new versions); returns how many were written."""
-        data = b"".join(
-            json.dumps(t.record(), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-            for t in traces
-        )
+        return len(self.append_lines([encode(t) for t in traces])[1])
+
+    def append_lines(self, lines: list[bytes]) -> tuple[int, list[int]]:
+        """Append encoded records (see :func:`encode`) with one locked ``write``; returns
+        the file's size before it and the offset each line was written at."""
+        data = b"".join(line + b"\n" for line in lines)
         if not data:
-            return 0
+            return 0, []
         assert self.root is not None
         paths.ensure_dir(self.root)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             end = os.lseek(fd, 0, os.SEEK_END)
+            start = end
             if end and os.pread(fd, 1, end - 1) != b"\n":
                 data = b"\n" + data  # seal a torn last line so this record stays whole
+                start += 1
             view = memoryview(data)
             try:
                 while view:
@@ -83,7 +99,11 @@ class TraceStorage:
                 raise BCError(f"cannot write {self.path}: {exc.strerror}") from exc
         finally:
             os.close(fd)
-        return data.count(b"\n") - data.startswith(b"\n")
+        offsets = []
+        for line in lines:
+            offsets.append(start)
+            start += len(line) + 1
+        return end, offsets
 
     def save_trace(self, trace: ClaudeTrace) -> None:
         """The original design's single-trace save."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BC_SHARED_DIR", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures" / "claude-code"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+
+# Nothing a test runs (even at import time, before any fixture) may write to the user's
+# own data folder: the tests that need one set their own (``bc_home``).
+os.environ["BC_HOME"] = tempfile.mkdtemp(prefix="bc-tests-home-")
 
 
 def hook_events(run: str) -> list[dict[str, Any]]:

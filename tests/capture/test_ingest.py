@@ -13,7 +13,7 @@ from capture import ingest as ingest_mod
 from capture.ingest import ingest
 from capture.schema import ClaudeTrace, ToolCall, trace_id_for
 from capture.spool import read_spool, turns_from_hooks
-from capture.store import TraceStorage
+from capture.store import TraceStorage, encode
 from capture.transcript import turns_from_transcript
 from capture.turns import assemble
 from tests.conftest import FIXTURES, stage_run
@@ -147,7 +147,31 @@ def test_a_run_reads_only_what_was_appended(
 
     monkeypatch.setattr(ingest_mod._Index, "_scan", spy)
     ingest([trace("one more", prompt_id="new")], store)
-    assert scanned == [size]  # only the new line was read, not the 200 before it
+    # neither the 200 lines before nor the one it wrote were read back
+    assert scanned == []
+    store.append([trace("by another writer", prompt_id="other")])
+    assert ingest([trace("one more", prompt_id="new")], store).unchanged == 1
+    assert scanned == [size + len(encode(trace("one more", prompt_id="new"))) + 1]
+    assert ingest([trace("by another writer", prompt_id="other")], store).unchanged == 1
+
+
+def test_a_line_appended_by_another_writer_during_an_ingest_is_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    ingest([trace("first", prompt_id="p1")], store)
+    real = TraceStorage.append_lines
+    foreign = trace("foreign", prompt_id="p2")
+
+    def racing(self: TraceStorage, lines: list[bytes]) -> tuple[int, list[int]]:
+        real(self, [encode(foreign)])  # lands between the catch-up and this append
+        return real(self, lines)
+
+    monkeypatch.setattr(TraceStorage, "append_lines", racing)
+    assert ingest([trace("mine", prompt_id="p3")], store).new == 1
+    monkeypatch.setattr(TraceStorage, "append_lines", real)
+    report = ingest([foreign, trace("mine", prompt_id="p3"), trace("first", prompt_id="p1")], store)
+    assert report.unchanged == 3 and report.new == 0
 
 
 def _ingest_many(root: str, barrier: multiprocessing.synchronize.Barrier) -> None:

@@ -1,0 +1,178 @@
+"""capture.redact's Hyperscan prefilter: it only skips rules that cannot match, so a
+redactor with it gives exactly what one without it gives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from capture import redact as redact_mod
+from capture.redact import Redactor
+from tests.capture import test_redact as cases
+from tests.conftest import FIXTURES
+
+WITH = Redactor(prefilter=True)
+WITHOUT = Redactor(prefilter=False)
+
+
+def strings(obj: Any) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from strings(k)
+            yield from strings(v)
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for v in obj:
+            yield from strings(v)
+
+
+def case_strings() -> list[str]:
+    """Every string the redactor's own tests use: secrets of every kind in context,
+    code that must stay untouched, pathological inputs."""
+    out: set[str] = set()
+    for name, value in vars(cases).items():
+        if name.startswith("_"):
+            continue
+        out.update(strings(value))
+        for mark in getattr(value, "pytestmark", []):
+            if mark.name == "parametrize":
+                out.update(strings(mark.args[1]))
+    out.add("curl -H 'Authorization: Bearer " + cases.tok(40, cases.ALNUM, 7) + "' https://x")
+    out.add("token Bearer " + cases.tok(40, cases.ALNUM, 8))
+    # the pathological megabyte inputs: their first 20 k characters say as much here
+    return sorted({text[:20_000] for text in out})
+
+
+def fixture_strings() -> list[str]:
+    out: set[str] = set()
+    for path in sorted(FIXTURES.rglob("*.jsonl")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                out.update(strings(json.loads(line)))
+            except ValueError:
+                out.add(line)
+    return sorted(out)
+
+
+def same(text: str) -> None:
+    assert WITH.redact_text(text) == WITHOUT.redact_text(text), text[:200]
+    assert WITH.found(text) == WITHOUT.found(text), text[:200]
+
+
+def test_the_prefilter_is_built_and_covers_every_rule() -> None:
+    pre = WITH._prefilter
+    assert pre is not None and WITH.prefiltered and not WITHOUT.prefiltered
+    # every rule has regexes Hyperscan compiles: none is run on every text
+    assert pre.always == set()
+
+
+def test_every_test_case_string_redacts_the_same() -> None:
+    texts = case_strings()
+    assert len(texts) > 250
+    kinds: set[str] = set()
+    for text in texts:
+        same(text)
+        kinds.update(WITHOUT.found(text))
+    # the comparison covers real hits of (nearly) every kind, not only misses
+    assert len(kinds) >= len(set(WITHOUT.kinds)), set(WITHOUT.kinds) - kinds
+
+
+def test_every_recorded_fixture_string_redacts_the_same() -> None:
+    texts = fixture_strings()
+    assert len(texts) > 1000
+    for text in texts:
+        same(text)
+
+
+def test_a_rule_with_a_match_is_always_a_candidate() -> None:
+    pre = WITH._prefilter
+    assert pre is not None
+    for text in case_strings():
+        may = pre.candidates(text)
+        if may is None:
+            continue
+        for i, rule in enumerate(WITH._rules):
+            if any(True for _ in rule.find(redact_mod._Ctx(text), None)):
+                assert i in may, (type(rule).__name__, text[:200])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["caf\u00e9 password=hunter2x", "a\x1cpassword=hunter2x", "key:\x0bvalue", "\x1f"],
+)
+def test_text_the_engines_read_differently_runs_every_rule(text: str) -> None:
+    pre = WITH._prefilter
+    assert pre is not None
+    assert pre.candidates(text) is None
+    same(text)
+
+
+def test_a_default_redactor_builds_it_once_it_has_read_enough() -> None:
+    r = Redactor()
+    assert not r.prefiltered
+    r.redact_text("x" * (redact_mod.PREFILTER_AFTER // 2))
+    assert not r.prefiltered
+    r.redact_text("y" * (redact_mod.PREFILTER_AFTER // 2 + 1))
+    assert r.prefiltered
+
+
+def test_without_hyperscan_every_rule_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real = builtins.__import__
+
+    def no_hyperscan(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "hyperscan":
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_hyperscan)
+    r = Redactor(prefilter=True)
+    assert not r.prefiltered
+    key = "sk-ant-" + "api03-" + "x" * 40
+    assert key not in r.redact_text(f"ANTHROPIC_API_KEY={key}")
+
+
+ascii_fragments = [f for f in cases.FRAGMENTS if f.isascii() and f not in ("\x00",)]
+ascii_text = st.lists(
+    st.one_of(
+        st.sampled_from(ascii_fragments),
+        st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=6),
+    ),
+    max_size=50,
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ascii_text)
+def test_generated_text_redacts_the_same(text: str) -> None:
+    same(text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ascii_text, st.sampled_from([cases.ANTHROPIC_API, cases.GH_PAT, cases.JWT]), ascii_text)
+def test_generated_text_around_a_secret_redacts_the_same(
+    before: str, secret: str, after: str
+) -> None:
+    same(before + secret + after)
+
+
+def test_the_compiled_prefilter_is_cached_and_a_bad_cache_rebuilt(bc_home: Path) -> None:
+    Redactor(prefilter=True)
+    (cached,) = (bc_home / "cache").glob("redact-prefilter-*.hsdb")
+    assert cached.stat().st_mode & 0o777 == 0o600
+    good = cached.read_bytes()
+    assert Redactor(prefilter=True).prefiltered  # loaded from the cache
+    cached.write_bytes(b"not a database")
+    r = Redactor(prefilter=True)
+    assert r.prefiltered
+    assert cached.read_bytes() == good
+    key = "sk-ant-" + "api03-" + "x" * 40
+    assert key not in r.redact_text(f"ANTHROPIC_API_KEY={key}")
