@@ -17,6 +17,7 @@ MB/s of both and their ratio.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from capture.backfill import import_files, session_files  # noqa: E402
+from capture.redact import Redactor  # noqa: E402
 from capture.store import TraceStorage  # noqa: E402
 from tests.capture.transcripts import age, big_output, session_id_of, turn  # noqa: E402
 from tests.conftest import FIXTURES  # noqa: E402
@@ -101,9 +103,10 @@ def parse_only(files: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def import_all(projects: Path, home: Path) -> tuple[float, int]:
+def import_all(projects: Path, home: Path, jobs: int) -> tuple[float, int]:
     t0 = time.perf_counter()
-    summary = import_files(session_files(projects), TraceStorage(home / "traces"), home / "state")
+    files = session_files(projects)
+    summary = import_files(files, TraceStorage(home / "traces"), home / "state", jobs=jobs)
     took = time.perf_counter() - t0
     assert not summary.problems and summary.report.new
     return took, summary.report.new
@@ -112,21 +115,28 @@ def import_all(projects: Path, home: Path) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=float, default=20, help="size of each corpus")
+    cores = len(os.sched_getaffinity(0))
+    ap.add_argument("--jobs", type=int, default=cores, help="processes, besides 1 (cores)")
     args = ap.parse_args()
     limit = int(args.mb * 2**20)
     with tempfile.TemporaryDirectory() as tmp:
+        # the redactor's Hyperscan database is compiled once per machine (~0.1 s) and
+        # cached in $BC_HOME/cache: as on a machine that has imported before
+        os.environ["BC_HOME"] = str(Path(tmp) / "bc-home")
+        assert Redactor(prefilter=True).prefiltered
         for name, make in (("recorded", recorded), ("big outputs", big)):
             projects = Path(tmp) / name / "projects"
             make(projects, limit)
             files = all_files(projects)
             mb = sum(f.stat().st_size for f in files) / 2**20
             parse = min(parse_only(files) for _ in range(3))
-            took, traces = import_all(projects, Path(tmp) / name / "bc")
-            print(
-                f"{name:>12}: {mb:5.1f} MB, {len(files)} files, {traces} traces | "
-                f"orjson parse {mb / parse:7.1f} MB/s | import {mb / took:6.1f} MB/s | "
-                f"ratio {parse / took:.3f}x (goal >= 0.25x)"
-            )
+            for jobs in sorted({1, args.jobs}):
+                took, traces = import_all(projects, Path(tmp) / name / f"bc-{jobs}", jobs)
+                print(
+                    f"{name:>12}: {mb:5.1f} MB, {len(files)} files, {traces} traces | "
+                    f"orjson parse {mb / parse:7.1f} MB/s | import (jobs={jobs}) "
+                    f"{mb / took:6.1f} MB/s | ratio {parse / took:.3f}x (goal >= 0.25x)"
+                )
 
 
 if __name__ == "__main__":

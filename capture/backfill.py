@@ -22,11 +22,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -139,11 +141,15 @@ class FileState:
         return cls(str(transcript))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(self), fh)
-        os.replace(tmp, path)
+        _save_state(path, asdict(self))
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh)
+    os.replace(tmp, path)
 
 
 def _head(fh: Any, length: int) -> str:
@@ -154,9 +160,13 @@ def _head(fh: Any, length: int) -> str:
 @contextmanager
 def _file_state(state_root: Path, transcript: Path) -> Iterator[tuple[Path, FileState]]:
     """The state of one transcript, locked: an import and a watcher never read it at once."""
-    folder = paths.ensure_dir(paths.ensure_dir(state_root) / "transcripts")
+    folder = state_root / "transcripts"
     name = hashlib.blake2b(str(transcript).encode(), digest_size=16).hexdigest()
-    lock = os.open(folder / f"{name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        lock = os.open(folder / f"{name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    except FileNotFoundError:  # the first file (mkdir would also tighten the modes)
+        paths.ensure_dir(paths.ensure_dir(state_root) / "transcripts")
+        lock = os.open(folder / f"{name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state_path = folder / f"{name}.json"
@@ -204,6 +214,34 @@ def _rewind(state: FileState, subs: list[Subagent]) -> tuple[Cursor, bool]:
     return start, changed
 
 
+class _Batch:
+    """Finished traces waiting for ``ingest``, and the file states to save once they are
+    in (a state saved first would skip turns that were never stored if the run stopped).
+
+    ``import_file`` alone (the watcher) flushes after every file; ``import_files`` shares
+    one batch across files, so many small sessions cost one index lock and one append.
+    """
+
+    def __init__(self, store: TraceStorage) -> None:
+        self.store = store
+        self.traces: list[ClaudeTrace] = []
+        self.states: dict[Path, dict[str, Any]] = {}  # state file -> state to write
+        self.report = IngestReport()
+        self.bytes = 0
+
+    def full(self) -> bool:
+        return len(self.traces) >= BATCH_TURNS or self.bytes >= BATCH_BYTES
+
+    def flush(self) -> None:
+        if self.traces:
+            self.report.add(ingest(self.traces, self.store))
+            self.traces = []
+        for path, state in self.states.items():
+            _save_state(path, state)
+        self.states = {}
+        self.bytes = 0
+
+
 class _Reader:
     """One pass over one transcript from a cursor: finished turns go to ``ingest`` in batches."""
 
@@ -212,14 +250,13 @@ class _Reader:
         path: Path,
         state: FileState,
         state_path: Path,
-        store: TraceStorage,
         result: FileResult,
         on_bytes: Callable[[int], None] | None,
+        batch: _Batch,
     ) -> None:
         self.path, self.state, self.state_path = path, state, state_path
-        self.store, self.result, self.on_bytes = store, result, on_bytes
+        self.result, self.on_bytes, self.batch = result, on_bytes, batch
         self.subs = subagents_of(path)
-        self.batch: list[ClaudeTrace] = []
         self.flushed = state.offset  # bytes read up to the last flush
 
     def turn_done(self, turn: TurnDraft, start: Cursor) -> None:
@@ -239,15 +276,16 @@ class _Reader:
         if turn.session_id:
             self.result.sessions.add(turn.session_id)
         if turn.prompt.strip():
-            self.batch.append(to_trace(turn))
+            self.batch.traces.append(to_trace(turn))
 
     def flush(self, resume: Cursor, read_to: int) -> None:
-        """Ingest the queued traces, then save ``resume`` as where the next read starts."""
-        if self.batch:
-            self.result.report.add(ingest(self.batch, self.store))
-            self.batch = []
+        """Queue ``resume`` as where the next read starts, saved once the traces read so
+        far are ingested (now, if the batch is full)."""
         self.state.offset, self.state.line = resume.offset, resume.line
-        self.state.save(self.state_path)
+        self.batch.states[self.state_path] = asdict(self.state)
+        self.batch.bytes += read_to - self.flushed
+        if self.batch.full():
+            self.batch.flush()
         if self.on_bytes:
             self.on_bytes(read_to - self.flushed)
         self.result.bytes_read += read_to - self.flushed
@@ -290,8 +328,12 @@ def import_file(
     idle: float = IDLE_SECONDS,
     now: float | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    batch: _Batch | None = None,
 ) -> FileResult:
-    """Import what is new in one session transcript (and its subagents); idempotent."""
+    """Import what is new in one session transcript (and its subagents); idempotent.
+
+    ``batch``: queue its traces there (``import_files``) instead of storing them before
+    returning; the counts of what was stored are then the batch's, not the result's."""
     if state_root is None:
         paths.ensure_dir(paths.data_dir())  # mkdir leaves the parents it makes world-readable
         state_root = paths.state_dir()
@@ -299,6 +341,8 @@ def import_file(
     path = path.resolve()
     now = time.time() if now is None else now
     result = FileResult(path)
+    own = batch is None
+    batch = _Batch(store) if batch is None else batch
     with _file_state(state_root, path) as (state_path, state), path.open("rb") as fh:
         st = os.fstat(fh.fileno())
         known = state.inode != 0
@@ -309,7 +353,7 @@ def import_file(
         ):
             state, result.replaced = FileState(str(path)), True
         idle_now = now - st.st_mtime >= idle
-        reader = _Reader(path, state, state_path, store, result, on_bytes)
+        reader = _Reader(path, state, state_path, result, on_bytes, batch)
         start, subagent_changed = _rewind(state, reader.subs)
         if st.st_size == state.size and not subagent_changed and not (state.pending and idle_now):
             result.skipped = True
@@ -328,6 +372,9 @@ def import_file(
         result.problems = [
             p for p in result.problems if p.path != path or p.line > reported or result.replaced
         ]
+        if own:
+            batch.flush()
+            result.report = batch.report
     return result
 
 
@@ -355,6 +402,16 @@ class ImportSummary:
         self.report.add(result.report)
         self.replaced += result.replaced
         self.problems += result.problems
+
+    def merge(self, other: ImportSummary) -> None:
+        """Add what another import (of other files) did."""
+        self.files |= other.files
+        self.read |= other.read
+        self.sessions |= other.sessions
+        self.report.add(other.report)
+        self.open_turns.update(other.open_turns)
+        self.replaced += other.replaced
+        self.problems += other.problems
 
     @property
     def in_progress(self) -> int:
@@ -389,21 +446,84 @@ def import_files(
     since: datetime | None = None,
     idle: float = IDLE_SECONDS,
     on_bytes: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> ImportSummary:
-    """Import several transcripts; ``since``: only files written to since then."""
+    """Import several transcripts; ``since``: only files written to since then;
+    ``jobs``: processes importing files side by side (see :func:`default_jobs`)."""
+    if jobs > 1 and len(files) > 1:
+        return _import_in_parallel(files, store, state_root, since, idle, on_bytes, jobs)
     summary = ImportSummary()
     cutoff = since.timestamp() if since else None
+    batch = _Batch(store or TraceStorage(paths.traces_dir()))
     for path in files:
         size = _size(path)
         result = None
         if cutoff is None or _mtime(path) >= cutoff:
             # a file removed since it was listed (Claude Code's cleanup) is passed over
             with suppress(FileNotFoundError):
-                result = import_file(path, store, state_root, idle=idle, on_bytes=on_bytes)
+                result = import_file(
+                    path, batch.store, state_root, idle=idle, on_bytes=on_bytes, batch=batch
+                )
                 summary.add(result)
         if on_bytes:  # the part of the file that did not need reading
             on_bytes(max(0, size - (result.bytes_read if result else 0)))
+    batch.flush()
+    summary.report.add(batch.report)
     return summary
+
+
+PARALLEL_MIN_BYTES = 8 << 20  # below this, starting processes costs more than it saves
+
+
+def default_jobs(files: list[Path]) -> int:
+    """One process per core (at most 8) for a large import, else one."""
+    if sum(_size(f) for f in files) < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(8, len(os.sched_getaffinity(0)), len(files)))
+
+
+def _import_in_parallel(
+    files: list[Path],
+    store: TraceStorage | None,
+    state_root: Path | None,
+    since: datetime | None,
+    idle: float,
+    on_bytes: Callable[[int], None] | None,
+    jobs: int,
+) -> ImportSummary:
+    """``import_files`` over chunks of ``files`` in ``jobs`` forked processes.
+
+    Safe because every writer already is: each file's state is locked while it is read,
+    and ``ingest`` serialises writers on the index lock (a turn copied into two session
+    files by ``--resume`` is still stored once, by whichever process comes second).
+    """
+    root = (store or TraceStorage(paths.traces_dir())).root
+    assert root is not None
+    sized = [(f, _size(f)) for f in files]
+    target = sum(n for _, n in sized) / (jobs * 4) or 1  # a few chunks per process: balance
+    chunks: list[list[tuple[Path, int]]] = [[]]
+    for f, n in sized:
+        if sum(m for _, m in chunks[-1]) >= target:
+            chunks.append([])
+        chunks[-1].append((f, n))
+    summary = ImportSummary()
+    # fork: the children start at once with everything imported (no threads run here)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {
+            pool.submit(_import_chunk, [f for f, _ in c], root, state_root, since, idle): c
+            for c in chunks
+        }
+        for done in as_completed(futures):
+            summary.merge(done.result())
+            if on_bytes:
+                on_bytes(sum(n for _, n in futures[done]))
+    return summary
+
+
+def _import_chunk(
+    files: list[Path], root: Path, state_root: Path | None, since: datetime | None, idle: float
+) -> ImportSummary:
+    return import_files(files, TraceStorage(root), state_root, since=since, idle=idle)
 
 
 def _size(path: Path) -> int:
@@ -417,6 +537,8 @@ def _size(path: Path) -> int:
 def progress_bar(files: list[Path]) -> Iterator[Callable[[int], None]]:
     """Bytes done, on stderr: on a terminal; in a log only when the run is long."""
     tty = sys.stderr.isatty()
+    # no monitor thread: a parallel import forks, and a fork must not copy a running thread
+    tqdm.monitor_interval = 0
     with tqdm(
         total=sum(_size(f) for f in files),
         unit="B",

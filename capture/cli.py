@@ -246,13 +246,22 @@ _PROJECTS_DIR = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Only the sessions run in this project folder.",
 )
-def import_cmd(projects_dir: Path | None, since: datetime | None, project: Path | None) -> None:
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Processes importing side by side (default: one per core for a large import).",
+)
+def import_cmd(
+    projects_dir: Path | None, since: datetime | None, project: Path | None, jobs: int | None
+) -> None:
     """Import past Claude Code sessions from their transcripts (only what is new)."""
     from capture import backfill  # the capture commands above do not need it loaded
 
     files = backfill.session_files(backfill.projects_dir(projects_dir), project)
+    jobs = jobs or backfill.default_jobs(files)
     with backfill.progress_bar(files) as on_bytes:
-        summary = backfill.import_files(files, since=since, on_bytes=on_bytes)
+        summary = backfill.import_files(files, since=since, on_bytes=on_bytes, jobs=jobs)
     for line in summary.lines():
         click.echo(line)
 

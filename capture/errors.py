@@ -13,7 +13,8 @@ class BCError(Exception):
 
 
 def run_cli(group: click.Group, prog: str, argv: list[str] | None = None) -> Any:
-    """Run a click group: a ``BCError`` becomes ``<prog>: error: …`` and exit status 1."""
+    """Run a click group: a ``BCError`` (or an ``OSError``: a file that cannot be read or
+    written) becomes ``<prog>: error: …`` and exit status 1."""
     try:
         return group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Abort:
@@ -27,3 +28,7 @@ def run_cli(group: click.Group, prog: str, argv: list[str] | None = None) -> Any
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as exc:  # a file or folder that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"{prog}: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)

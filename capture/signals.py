@@ -268,10 +268,16 @@ def _texts(trace: ClaudeTrace, with_answer: bool = True) -> Iterator[str]:
         yield chosen[i]
 
 
-def _collect(trace: ClaudeTrace, pattern: re.Pattern[str]) -> list[str]:
+def _sentences_of(trace: ClaudeTrace) -> list[tuple[str, str]]:
+    """Every sentence of the trace's texts (in :func:`_texts` order), with its lower-cased
+    copy: split once, searched for each kind of cue."""
+    return [(s, s.lower()) for text in _texts(trace) for s in sentences(text)]
+
+
+def _collect(sents: list[tuple[str, str]], pattern: re.Pattern[str]) -> list[str]:
     out: list[str] = []
-    for text in _texts(trace):
-        for s in cues(text, pattern):
+    for s, low in sents:
+        if pattern.search(low):
             item = s[:MAX_ITEM_CHARS]
             if item not in out:
                 out.append(item)
@@ -493,15 +499,16 @@ class ReasoningSignalExtractor:
         plan = next(
             (p for text in _texts(trace, with_answer=False) if (p := find_plan(text))), None
         )
-        corrections = retried_failures(trace.tool_calls) + _collect(trace, CORRECTION)
+        sents = _sentences_of(trace)
+        corrections = retried_failures(trace.tool_calls) + _collect(sents, CORRECTION)
         signals = ReasoningSignals(
             tool_sequence=[c.tool for c in main],
             reasoning_steps=len(main) + has_text(trace.claude_response),
             exploration_depth=depth_of(len(trace.tool_calls)),
             used_terminal=any(c.tool in TERMINAL_TOOLS for c in trace.tool_calls),
             multi_step_reasoning=len(main) >= 2 or len(chain) >= 2 or plan is not None,
-            constraints_detected=_collect(trace, CONSTRAINT),
-            pruning_decisions=_collect(trace, PRUNING),
+            constraints_detected=_collect(sents, CONSTRAINT),
+            pruning_decisions=_collect(sents, PRUNING),
             self_corrections=corrections[:MAX_ITEMS],
             workflow_type=workflow_of(trace),
             explicit_plan=plan,

@@ -454,3 +454,65 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     screen = b"".join(shown)
     assert b"import:" in screen and b"MB" in screen, screen[-300:]
     assert stdout.decode().startswith("1 files (1 read, 1 sessions): 64 new traces")
+
+
+def corpus(projects: Path) -> list[Path]:
+    """Every recorded run, plus copies of one made the way older versions resume a
+    session (the history copied into a new session file): the same turns, stored once."""
+    first, *_ = [lay_out(run, projects) for run in RUNS]
+    sid = session_id_of(first)
+    for i in range(6):
+        copy = first.with_name(f"resumed-{i}.jsonl")
+        copy.write_bytes(first.read_bytes().replace(sid.encode(), f"resumed-{i}".encode()))
+        age(copy)
+    return session_files(projects)
+
+
+def test_parallel_import_stores_what_a_sequential_one_does(tmp_path: Path) -> None:
+    files = corpus(tmp_path / "projects")
+    runs = {}
+    for jobs in (1, 3):
+        home = tmp_path / f"jobs-{jobs}"
+        summary = import_files(files, store_of(home), home / "state", idle=1, jobs=jobs)
+        r = summary.report
+        runs[jobs] = (r.new, r.merged + r.unchanged, len(summary.sessions), len(summary.read))
+        assert not summary.problems
+    assert runs[1] == runs[3] == (len(RUNS), 6, len(RUNS) + 6, len(RUNS) + 6)
+    one, three = store_of(tmp_path / "jobs-1"), store_of(tmp_path / "jobs-3")
+    assert len(records(tmp_path / "jobs-3")) == len(RUNS)  # no version written twice
+
+    def by_id(store: TraceStorage) -> dict[str, dict[str, Any]]:
+        # which copy of the resumed session was stored first depends on the scheduling
+        return {t.trace_id: {**t.record(), "session_id": None} for t in store.load_traces()}
+
+    assert by_id(one) == by_id(three)
+    again = import_files(files, three, tmp_path / "jobs-3" / "state", idle=1, jobs=3)
+    assert again.report.new == 0 and not again.read and len(again.files) == len(files)
+
+
+def test_cli_import_with_jobs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BC_HOME", str(tmp_path / "home"))
+    projects = tmp_path / "projects"
+    files = corpus(projects)
+    assert backfill.default_jobs(files) == 1  # too small to be worth the processes
+    code, out, err = run_cli(capsys, "import", "--projects-dir", str(projects), "--jobs", "2")
+    assert code == 0, err
+    assert f"{len(files)} files ({len(files)} read, {len(files)} sessions): 4 new traces" in out
+    code, _, err = run_cli(capsys, "import", "--projects-dir", str(projects), "--jobs", "0")
+    assert code == 2 and "--jobs" in err
+
+
+def test_an_error_in_a_parallel_import_is_one_cli_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("BC_HOME", str(home))
+    projects = tmp_path / "projects"
+    corpus(projects)
+    (home / "traces").mkdir(parents=True)
+    (home / "traces" / "traces.jsonl").mkdir()  # not a file: no process can append
+    code, out, err = run_cli(capsys, "import", "--projects-dir", str(projects), "--jobs", "2")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("bc-capture: error: ") and "traces.jsonl: Is a directory" in err
