@@ -167,8 +167,23 @@ def append(path: str, record: bytes) -> None:
         os.close(fd)
 
 
-def spawn_worker(session: str) -> None:
-    """Start ``python -I -m capture.worker SESSION`` fully detached (double fork)."""
+def worker_importable() -> bool:
+    """Whether ``python -I -m capture.worker`` will find claude-bc (the plugin's launcher
+    may have fallen back to a ``python3`` without it). The hook runs with ``-S``, so this
+    loads ``site`` first: only for the detached child, which Claude Code does not wait for."""
+    try:
+        import importlib.util
+        import site
+
+        site.main()
+        return importlib.util.find_spec("capture") is not None
+    except Exception:  # noqa: BLE001 - let the worker itself try, and log
+        return True
+
+
+def spawn_worker(session: str, home: str = "") -> None:
+    """Start ``python -I -m capture.worker SESSION`` fully detached (double fork); if this
+    python cannot import it, say so in the error log instead."""
     pid = os.fork()
     if pid:
         os.waitpid(pid, 0)
@@ -181,6 +196,15 @@ def spawn_worker(session: str) -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)  # never hold Claude Code's pipes open
         os.closerange(3, 1024)
+        if not worker_importable():
+            log_error(
+                home or data_dir(),
+                session,
+                f"cannot assemble the session: {sys.executable} does not have claude-bc "
+                "installed (set BC_PYTHON to claude-bc's .venv/bin/python); the hook "
+                "payloads stay in the spool",
+            )
+            os._exit(0)
         # -I: no cwd on sys.path, so a project's own "capture" folder cannot shadow ours
         os.execv(sys.executable, [sys.executable, "-I", "-m", "capture.worker", session])
     finally:
@@ -202,6 +226,6 @@ def main() -> None:
             and session != "unknown"
             and os.environ.get("BC_NO_ASSEMBLE") != "1"
         ):
-            spawn_worker(session)
+            spawn_worker(session, home)
     except BaseException as exc:  # noqa: BLE001 - the hook must never fail Claude Code
         log_error(home, session, f"{type(exc).__name__}: {exc}")

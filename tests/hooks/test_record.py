@@ -233,3 +233,29 @@ def test_hook_processes_in_parallel_all_land(tmp_path: Path) -> None:
         assert p.returncode == 0 and out == b""
     ids = sorted(int(r["p"]["tool_use_id"][6:]) for r in spool_records(home))  # type: ignore[index]
     assert ids == list(range(64))
+
+
+def test_a_python_without_claude_bc_logs_why_nothing_is_assembled(tmp_path: Path) -> None:
+    """The plugin's launcher falls back to ``python3`` when it finds no venv: the hook
+    still spools, and the assembler's failure to start is one line in the error log."""
+    base = getattr(sys, "_base_executable", "")
+    probe = subprocess.run([base, "-I", "-c", "import capture"], capture_output=True, check=False)
+    if not base or probe.returncode == 0:
+        pytest.skip("no interpreter without claude-bc installed here")
+    home = tmp_path / "home"
+    full = {"PATH": os.environ["PATH"], "BC_HOME": str(home), "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [base, "-I", "-S", str(HOOK)],
+        input=payload(hook_event_name="Stop"),
+        env=full,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""
+    assert len(spool_records(home)) == 1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not error_lines(home, tmp_path):
+        time.sleep(0.1)
+    (line,) = error_lines(home, tmp_path)
+    assert "does not have claude-bc installed" in line and "BC_PYTHON" in line
