@@ -46,7 +46,7 @@ from capture.schema import ClaudeTrace
 from capture.spool import read_spool, turns_from_hooks
 from capture.store import Problem, TraceStorage
 from capture.transcript import read_lines, result_text, turns_from_lines
-from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft, assemble
+from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft, assemble, served_by
 
 if TYPE_CHECKING:
     from anthropic.types.beta import BetaRawMessageStreamEvent
@@ -88,6 +88,7 @@ class Exchange:
     error: str | None = None
     t_end: float | None = None
     message: JSON | None = None  # the rebuilt Message, when the response completed
+    served_by: str | None = None  # the rollout proxy's choice: "anthropic" or a local model
 
     @property
     def ok(self) -> bool:
@@ -166,6 +167,7 @@ def to_exchange(rec: JSON) -> Exchange:
         status=rec.get("status"),
         error=rec.get("error"),
         t_end=(rec.get("timing") or {}).get("end"),
+        served_by=rec["served_by"] if isinstance(rec.get("served_by"), str) else None,
     )
     if ex.error is None and ex.status is not None and ex.status >= 400:
         ex.error = f"HTTP {ex.status}: {str(rec.get('response') or '')[:300]}"
@@ -475,6 +477,7 @@ class _Walk:
         new = not self.turns or (self.agent is None and prompt[0] != self.prompt_at)
         turn = self.start(step, prompt) if new else self.turns[-1]
         turn.ended_at = step.t_end or step.exchange.t
+        turn.served_by = served_by(turn.served_by, step.exchange.served_by)
         message = step.message
         if message is None:
             return

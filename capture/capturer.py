@@ -4,11 +4,14 @@ Automatic capture (hooks, transcripts, proxy) is the main path; this is for scri
 that want to record a turn by hand. It goes through the same assembler, so the trace
 is redacted and gets its signals like any other.
 
-    >>> capturer = ClaudeCapturer(TraceStorage(root))          # doctest: +SKIP
+    >>> capturer = ClaudeCapturer()  # the store in $BC_HOME (or pass a TraceStorage)
     >>> capturer.start_trace("What's the difference between transformer 1 and 2?")
     >>> capturer.add_tool_call("Read", {"file_path": "schema.py"}, "...",
     ...                        reasoning="Read the schema")
-    >>> capturer.save(capturer.finish_trace("They differ in ..."))
+    >>> trace = capturer.finish_trace("They differ in ...")
+    >>> capturer.save(trace)
+    >>> [c.tool for c in trace.tool_calls], trace.sources
+    (['Read'], ['manual'])
 """
 
 from __future__ import annotations

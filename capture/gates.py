@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from capture import paths
 from capture.errors import BCError
-from capture.schema import ClaudeTrace
+from capture.schema import ANTHROPIC, ClaudeTrace
 
 GATES_FILE = "gates.toml"
 
@@ -41,6 +41,7 @@ REASONS: dict[str, str] = {
     "not_thumbs_up": "not rated up (require_thumbs_up)",
     "trivial": "fewer reasoning steps than min_steps (an answer with no tool call)",
     "rating_command": "a /bc-rate turn: rating bookkeeping, not work",
+    "served_locally": "answered by the local model (rollout), not by Claude",
 }
 
 # Claude Code's own failure texts in place of an answer.
@@ -110,6 +111,8 @@ def gate(trace: ClaudeTrace, config: GateConfig | None = None) -> list[str]:
         reasons.append("trivial")
     if cfg.exclude_rating_commands and is_rating_command(trace):
         reasons.append("rating_command")
+    if trace.served_by not in (None, ANTHROPIC):
+        reasons.append("served_locally")  # not a setting: never clone our own model
     return reasons
 
 

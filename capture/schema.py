@@ -100,6 +100,10 @@ class ReasoningSignals(_Model):
         return self.model_dump(mode="json")
 
 
+#: ``served_by`` of a turn Anthropic's API answered (the rollout proxy's name for it).
+ANTHROPIC = "anthropic"
+
+
 class ClaudeTrace(_Model):
     schema_version: int = SCHEMA_VERSION
     trace_id: str
@@ -122,6 +126,9 @@ class ClaudeTrace(_Model):
     tools_id: str | None = None
     sources: list[CaptureSource] = Field(default_factory=list)
     complete: bool = False  # the turn reached Stop / a final answer
+    # Who answered, when the proxy saw it: "anthropic", or the local model the rollout sent
+    # the session to (whose turns are not Claude's behaviour to clone). None: not known.
+    served_by: str | None = None
     rating: Literal["up", "down"] | None = None
     rating_note: str | None = None
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from capture.redact import redact
-from capture.schema import CaptureSource, ClaudeTrace, ToolCall, trace_id_for
+from capture.schema import ANTHROPIC, CaptureSource, ClaudeTrace, ToolCall, trace_id_for
 from capture.signals import extract_signals
 
 # Tools that start a subagent (``Task`` in older Claude Code versions).
@@ -68,6 +68,7 @@ class TurnDraft:
     permission_mode: str | None = None
     system_prompt_id: str | None = None  # keys into sessions/<session>.json (proxy only)
     tools_id: str | None = None
+    served_by: str | None = None  # "anthropic" or the local model (proxy only)
     sources: set[CaptureSource] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -146,8 +147,23 @@ def merge_turn(a: TurnDraft, b: TurnDraft) -> TurnDraft:
         permission_mode=_first(a.permission_mode, b.permission_mode),
         system_prompt_id=_first(a.system_prompt_id, b.system_prompt_id),
         tools_id=_first(a.tools_id, b.tools_id),
+        served_by=served_by(a.served_by, b.served_by),
         sources=a.sources | b.sources,
     )
+
+
+def served_by(a: str | None, b: str | None) -> str | None:
+    """Who answered a turn seen twice: a local model wins over Anthropic (one local answer
+    in the turn is enough to keep it out of the training data).
+
+    >>> served_by(None, "anthropic"), served_by("anthropic", "bc-local")
+    ('anthropic', 'bc-local')
+    """
+    if a and a != ANTHROPIC:
+        return a
+    if b and b != ANTHROPIC:
+        return b
+    return a or b
 
 
 def _same_turn(a: TurnDraft, b: TurnDraft) -> bool:
@@ -184,6 +200,7 @@ def from_trace(trace: ClaudeTrace) -> TurnDraft:
         permission_mode=trace.permission_mode,
         system_prompt_id=trace.system_prompt_id,
         tools_id=trace.tools_id,
+        served_by=trace.served_by,
         sources=sources,
     )
     seen: dict[tuple[str | None, int | None], int] = {}
@@ -325,6 +342,7 @@ def to_trace(turn: TurnDraft) -> ClaudeTrace:
         permission_mode=turn.permission_mode,
         system_prompt_id=turn.system_prompt_id,
         tools_id=turn.tools_id,
+        served_by=turn.served_by,
         sources=sorted(turn.sources, key=SOURCE_PRIORITY.index),
         complete=turn.complete,
     )

@@ -51,10 +51,15 @@ def test_a_good_trace_passes() -> None:
         (make(rating="down"), "thumbs_down"),
         (make(calls=0), "trivial"),
         (make(prompt="/bc-rate up nice"), "rating_command"),
+        (make().model_copy(update={"served_by": "local"}), "served_locally"),
     ],
 )
 def test_each_seed_gate(trace: ClaudeTrace, reason: str) -> None:
     assert reason in gate(trace)
+
+
+def test_a_turn_anthropic_answered_passes() -> None:
+    assert gate(make().model_copy(update={"served_by": "anthropic"})) == []
 
 
 def test_a_recovered_failure_is_not_an_error() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from capture.api import assemble_api_session
+from capture.gates import gate
 from proxy.rollout import route
 from tests.claude_code import BASIC_SCENARIO
 from tests.fake_anthropic import FakeAnthropic
@@ -46,6 +48,8 @@ def _ask(proxy: Proxy, session: str) -> None:
         "max_tokens": 50,
         "stream": True,
         "messages": [{"role": "user", "content": f"hello from {session}"}],
+        # with tools: a conversation turn (a request without them is a side request)
+        "tools": [{"name": "Read", "input_schema": {"type": "object", "properties": {}}}],
     }
     reply = post(proxy.port, body, headers={"X-Claude-Code-Session-Id": session})
     assert reply.status == 200
@@ -80,6 +84,11 @@ def test_sessions_go_where_the_rollout_says_and_stay_there(
         assert [r["served_by"] for r in records] == [expected, expected]
     assert {route(s, SHARE) for s in sessions} == {"local", "anthropic"}
     assert "rollout: 50% of sessions" in proxy.stdout
+    # the traces say who answered, and the local model's turns never become training data
+    for s in sessions[:6]:
+        (trace,) = assemble_api_session(s, proxy.home).traces
+        assert trace.served_by == route(s, SHARE)
+        assert ("served_locally" in gate(trace)) == (trace.served_by == "local")
 
 
 def test_the_kill_switch_sends_everything_back_at_once(

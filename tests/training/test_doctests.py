@@ -1,4 +1,4 @@
-"""The docstring examples of the alignment modules are real, checked examples."""
+"""The docstring examples of the training and export modules are real, checked examples."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import importlib
 import pytest
 
 MODULES = [
+    "training.dataset",
+    "training.template",
     "training.reward",
     "training.replay",
     "training.mine",
     "training.eval",
     "training.policy",
+    "export.abtest",
+    "export.fidelity",
+    "export.gguf",
+    "export.serve",
 ]
 
 
