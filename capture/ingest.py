@@ -8,9 +8,12 @@ source, ``merge_turn`` keeps the richer value of every field and the union of
 stored. A stored trace matches an incoming one by
 
 * ``trace_id`` (uuid5 of session + prompt id: every source derives the same id), else
-* for a trace without ``prompt_id``: the same session and prompt text, started within
-  ``NEAR_SECONDS`` (the nearest wins: a session may repeat a prompt such as "continue"),
-* else the same prompt text started at the same instant in another session file (an
+* the same session and prompt id (a trace stored under another id: a proxy trace that
+  got its prompt id by a merge), else
+* the same session and prompt text, started within ``NEAR_SECONDS``, when at most one of
+  the two has a prompt id (the nearest wins: a session may repeat a prompt such as
+  "continue", and two turns that both have a prompt id are told apart by it), else
+* the same prompt text started at the same instant in another session file (an
   older ``--resume`` copies the conversation into a new session).
 
 The per-run cost must not grow with the store (the hook worker runs this after every
@@ -50,6 +53,8 @@ LOCK_FILE = "index.lock"
 NEAR_SECONDS = 300.0  # a prompt-less trace matches a stored one started this close
 _TAIL = 64  # bytes before the indexed end whose hash tells the file was not replaced
 
+# An index of another layout is dropped and rebuilt from traces.jsonl (it is only a cache).
+INDEX_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS traces(
     trace_id TEXT PRIMARY KEY,
@@ -58,10 +63,13 @@ CREATE TABLE IF NOT EXISTS traces(
     digest BLOB NOT NULL,
     session_prompt TEXT,
     started REAL,
-    turn_key TEXT
+    turn_key TEXT,
+    prompt_key TEXT,
+    prompted INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS traces_session_prompt ON traces(session_prompt);
 CREATE INDEX IF NOT EXISTS traces_turn_key ON traces(turn_key);
+CREATE INDEX IF NOT EXISTS traces_prompt_key ON traces(prompt_key);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
 """
 
@@ -96,21 +104,25 @@ def _key(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class _Keys:
-    session_prompt: str | None  # only for traces without a prompt id
+    session_prompt: str | None  # session + prompt text
     started: float | None
-    turn_key: str | None
+    turn_key: str | None  # prompt text + start instant
+    prompt_key: str | None  # session + Claude Code's prompt id
+    prompted: bool  # the trace has a prompt id
 
-    def row(self) -> tuple[str | None, float | None, str | None]:
+    def row(self) -> tuple[str | None, float | None, str | None, str | None, bool]:
         """The index columns."""
-        return self.session_prompt, self.started, self.turn_key
+        return self.session_prompt, self.started, self.turn_key, self.prompt_key, self.prompted
 
     @classmethod
     def of(cls, session: Any, prompt_id: Any, prompt: Any, started: float | None) -> _Keys:
         text = prompt.strip() if isinstance(prompt, str) else ""
         return cls(
-            _key(str(session), text) if session and not prompt_id else None,
+            _key(str(session), text) if session and text else None,
             started,
             _key(text, f"{started:.6f}") if started is not None and text else None,
+            _key(str(session), str(prompt_id)) if session and prompt_id else None,
+            bool(prompt_id),
         )
 
 
@@ -230,7 +242,7 @@ class _Index:
         self.db.commit()
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO traces VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT OR REPLACE INTO traces VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     # lookups
 
@@ -239,9 +251,18 @@ class _Index:
         row = self.db.execute(
             "SELECT trace_id, digest FROM traces WHERE trace_id = ?", (trace.trace_id,)
         ).fetchone()
+        if row is None and keys.prompt_key:
+            # stored under another id (a proxy trace that got the prompt id by a merge)
+            row = self.db.execute(
+                "SELECT trace_id, digest FROM traces WHERE prompt_key = ? LIMIT 1",
+                (keys.prompt_key,),
+            ).fetchone()
         if row is None and keys.session_prompt and keys.started is not None:
+            # the same prompt in the same session, near in time; two turns that both have
+            # a prompt id are told apart by it (a session may say "continue" twice)
             row = self.db.execute(
                 "SELECT trace_id, digest FROM traces WHERE session_prompt = ? "
+                f"{'AND prompted = 0 ' if keys.prompted else ''}"
                 "AND started BETWEEN ? AND ? ORDER BY abs(started - ?) LIMIT 1",
                 (
                     keys.session_prompt,
@@ -292,6 +313,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     # there must stay 0600) and no fsync; a torn index is detected and rebuilt.
     db.execute("PRAGMA journal_mode=MEMORY")
     db.execute("PRAGMA synchronous=OFF")
+    if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:
+        db.executescript("DROP TABLE IF EXISTS traces; DROP TABLE IF EXISTS meta;")
+        db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
     db.executescript(_SCHEMA)
     return db
 
@@ -370,46 +394,57 @@ def ingest(traces: Iterable[ClaudeTrace], store: TraceStorage | None = None) -> 
 
 def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> IngestReport:
     report = IngestReport()
-    pending: dict[str, ClaudeTrace] = {}  # versions to append, by (stored) trace id
-    pending_keys: dict[str, str] = {}  # match key -> trace id, for repeats inside one call
+    pending = _Pending()  # versions to append, and their keys: repeats inside one call
     with _locked_index(store, fresh) as index:
         for trace in traces:
             keys = _keys_of(trace)
-            target = next(
-                (
-                    pending_keys[k]
-                    for k in (trace.trace_id, keys.session_prompt, keys.turn_key)
-                    if k and k in pending_keys
-                ),
-                None,
-            )
+            target = pending.find(trace, keys)
             found = None if target else index.find(trace, keys)
             if target is None and found is None:
                 report.new += 1
-                _remember(pending, pending_keys, trace, keys)
+                pending.remember(trace, keys)
                 continue
             if found and found[1] == _digest(encode(trace)):
                 report.unchanged += 1
                 continue
             tid = target or (found[0] if found else trace.trace_id)
-            stored = pending.get(tid) or index.load(tid)
+            stored = pending.traces.get(tid) or index.load(tid)
             merged = merge_traces(stored, trace) if stored else trace
             if stored is not None and merged.record() == stored.record():
                 report.unchanged += 1
                 continue
             report.merged += 1
-            _remember(pending, pending_keys, merged, _keys_of(merged))
-        report.written = list(pending.values())
+            pending.remember(merged, _keys_of(merged))
+        report.written = list(pending.traces.values())
         lines = [encode(t) for t in report.written]
         before, offsets = store.append_lines(lines)
         index.appended(before, offsets, lines, report.written)
     return report
 
 
-def _remember(
-    pending: dict[str, ClaudeTrace], pending_keys: dict[str, str], trace: ClaudeTrace, keys: _Keys
-) -> None:
-    pending[trace.trace_id] = trace
-    for k in (trace.trace_id, keys.session_prompt, keys.turn_key):
-        if k:
-            pending_keys[k] = trace.trace_id
+@dataclass
+class _Pending:
+    """The versions one ``ingest`` call will append, found by the same keys as the index."""
+
+    traces: dict[str, ClaudeTrace] = field(default_factory=dict)  # by (stored) trace id
+    keys: dict[str, str] = field(default_factory=dict)  # id, prompt or turn key -> trace id
+    by_prompt: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
+
+    def find(self, trace: ClaudeTrace, keys: _Keys) -> str | None:
+        for k in (trace.trace_id, keys.prompt_key, keys.turn_key):
+            if k and k in self.keys:
+                return self.keys[k]
+        for tid, prompted in self.by_prompt.get(keys.session_prompt or "", []):
+            if not (prompted and keys.prompted):
+                return tid
+        return None
+
+    def remember(self, trace: ClaudeTrace, keys: _Keys) -> None:
+        self.traces[trace.trace_id] = trace
+        for k in (trace.trace_id, keys.prompt_key, keys.turn_key):
+            if k:
+                self.keys[k] = trace.trace_id
+        if keys.session_prompt:
+            self.by_prompt.setdefault(keys.session_prompt, []).append(
+                (trace.trace_id, keys.prompted)
+            )

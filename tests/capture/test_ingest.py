@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.synchronize
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -212,3 +213,53 @@ def test_fixture_traces_roundtrip_unchanged(tmp_path: Path) -> None:
     stored = store.load_traces()[0]
     same = ingest_mod.merge_traces(stored, stored)
     assert same.record() == stored.record()
+
+
+def test_a_proxy_trace_without_prompt_id_meets_the_hook_trace_of_its_turn(
+    tmp_path: Path,
+) -> None:
+    """The proxy could not learn Claude Code's prompt id (no hook spool, no transcript):
+    its trace and the hooks' trace of the same turn are still one trace, in either order,
+    and a later re-assembly of the hooks' trace finds it by the prompt id."""
+    for order in ("proxy first", "hooks first"):
+        store = TraceStorage(tmp_path / order.replace(" ", "-"))
+        proxy = trace("fix the bug", claude_response="done", sources=["proxy"], model="m1")
+        hooks = trace(
+            "fix the bug", prompt_id="p1", started=T0 + timedelta(seconds=0.4), sources=["hooks"]
+        )
+        first, second = (proxy, hooks) if order == "proxy first" else (hooks, proxy)
+        assert ingest([first], store).new == 1
+        assert ingest([second], store).merged == 1
+        (both,) = store.load_traces()
+        assert both.prompt_id == "p1" and both.model == "m1"
+        assert set(both.sources) == {"proxy", "hooks"}
+        assert ingest([hooks], store).unchanged == 1
+        assert ingest([proxy, hooks], store).unchanged == 2
+        assert store.count() == 1
+
+
+def test_a_prompt_said_twice_in_a_session_stays_two_traces(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    a = trace("continue", prompt_id="p1")
+    b = trace("continue", prompt_id="p2", started=T0 + timedelta(seconds=20))
+    assert ingest([a, b], store).new == 2
+    c = trace("continue", prompt_id="p3", started=T0 + timedelta(seconds=40))
+    assert ingest([c], store).new == 1
+    # a proxy trace of the second one (no prompt id) goes to the nearest of them
+    proxy = trace("continue", started=T0 + timedelta(seconds=20.3), sources=["proxy"])
+    assert ingest([proxy], store).merged == 1
+    by_id = {t.prompt_id: t for t in store.load_traces()}
+    assert len(by_id) == 3 and [p for p, t in by_id.items() if "proxy" in t.sources] == ["p2"]
+
+
+def test_an_index_of_the_old_layout_is_rebuilt(tmp_path: Path) -> None:
+    store = TraceStorage(tmp_path / "traces")
+    t = trace("hello", prompt_id="p1")
+    store.append([t])
+    db = sqlite3.connect(tmp_path / "traces" / ingest_mod.INDEX_FILE)
+    db.execute("CREATE TABLE traces(trace_id TEXT PRIMARY KEY, offset INTEGER)")
+    db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value)")
+    db.commit()
+    db.close()
+    assert ingest([t], store).unchanged == 1
+    assert ingest([trace("hello", prompt_id="p1", started=T0 + timedelta(1))], store).merged == 1
