@@ -518,12 +518,7 @@ class _RegexRule(_Rule):
             yield from self._find(ctx, lo, hi)
 
     def prefilter(self) -> list[tuple[str, int]] | None:
-        out = []
-        for p in self.patterns:
-            if p.flags & re.VERBOSE and re.search(r"[\s#]", p.pattern):
-                return None  # whitespace and comments would mean something else
-            out.append((p.pattern, p.flags | (re.IGNORECASE if self.lower else 0)))
-        return out
+        return [(p.pattern, p.flags | (re.IGNORECASE if self.lower else 0)) for p in self.patterns]
 
     def _find(self, ctx: _Ctx, lo: int, hi: int) -> Iterator[Span]:
         text = ctx.text
@@ -1189,24 +1184,18 @@ def _build_rules(extra: Iterable[tuple[str, str | re.Pattern[str]]]) -> list[_Ru
 # --------------------------------------------------------------------------------------
 
 
-# Python's ``\s`` also matches \x1c-\x1f, Hyperscan's does not (and \v differs between
-# engine versions): a text holding one of these is not prefiltered.
-_UNSAFE_FOR_PREFILTER: Final = r"[\x0b\x1c-\x1f]"
-
-
 class _Prefilter:
-    r"""Which rules can match a text, in one Hyperscan pass (~2 GB/s) instead of ~40
+    """Which rules can match a text, in one Hyperscan pass (~2 GB/s) instead of ~40
     regex scans (~25 MB/s together).
 
-    Each rule's own regexes are compiled in Hyperscan's prefilter mode, which reports a
-    superset of their matches (lookarounds and back-references are relaxed, never
-    tightened); a rule none of whose regexes matched cannot find anything, and the
-    others then run exactly as without the prefilter.  So the result is the same with or
-    without it (the tests compare both on every fixture and on generated text).  Only
-    used on ASCII text, where Python's ``\w``, ``\d``, ``\s`` (but see
-    :data:`_UNSAFE_FOR_PREFILTER`), case folding and repeat counts mean what
-    Hyperscan's do on bytes; any other text, a rule without regexes, one Hyperscan
-    cannot compile, and any scan error fall back to running the rule.
+    Each rule's own regexes, rewritten by :func:`_hs_syntax` into patterns over UTF-8
+    bytes that match wherever the originals match characters (and more), are compiled
+    in Hyperscan's prefilter mode, which reports a superset of their matches again. A
+    rule none of whose patterns matched cannot find anything, and the others then run
+    exactly as without the prefilter: the result is the same with or without it (the
+    tests compare both on every case and fixture, and on generated text with non-ASCII
+    and control characters). A rule without regexes, one that cannot be rewritten or
+    compiled, and any scan error fall back to running the rule.
     """
 
     def __init__(self, rules: list[_Rule]) -> None:
@@ -1220,9 +1209,10 @@ class _Prefilter:
             if pats is None:
                 self.always.add(i)
                 continue
-            exprs += [(_hs_syntax(p), _hs_flags(hyperscan, f), i) for p, f in pats]
-        self.unsafe = len(rules)
-        exprs.append((_UNSAFE_FOR_PREFILTER.encode(), _hs_flags(hyperscan, 0), self.unsafe))
+            try:
+                exprs += [(_hs_syntax(p, f), _hs_flags(hyperscan, f), i) for p, f in pats]
+            except (ValueError, re.error):
+                self.always.add(i)
         self._db = self._load(exprs)
         self._local = threading.local()  # a scratch per thread: scans may run at once
 
@@ -1268,8 +1258,6 @@ class _Prefilter:
 
     def candidates(self, text: str) -> set[int] | None:
         """The rules that may match ``text``; ``None``: run them all."""
-        if not text.isascii():
-            return None
         hits = set(self.always)
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
@@ -1279,42 +1267,106 @@ class _Prefilter:
             hits.add(rule)
 
         try:
-            self._db.scan(text.encode("ascii"), match_event_handler=hit, scratch=scratch)
+            data = text.encode("utf-8", "surrogatepass")  # lone surrogates: still bytes
+            self._db.scan(data, match_event_handler=hit, scratch=scratch)
         except Exception:
             return None
-        return None if self.unsafe in hits else hits
+        return hits
 
 
-def _hs_syntax(pattern: str) -> bytes:
-    """A Python regex in PCRE syntax (``\\uXXXX`` becomes ``\\x{XXXX}``), with every
-    counted repeat ``{m,n}`` relaxed to ``{min(m, 8),}``: a superset, as a prefilter
-    may be, that Hyperscan compiles several times faster."""
+# Hyperscan reads bytes; a Python pattern reads characters. To keep a superset, the
+# prefilter's patterns are rewritten from Python's own parse of them (``re._parser``):
+# every atom that can match a non-ASCII character also takes any run of non-ASCII bytes
+# (one UTF-8 character), ``\s`` also takes the ASCII controls Python counts as space,
+# anchors and lookarounds are dropped, a back-reference takes anything, and counted
+# repeats ``{m,n}`` become ``{min(m, 8),}`` (Hyperscan compiles those several times faster).
+_NON_ASCII: Final = "[\\x80-\\xff]+"
+_FOLDS_TO_NON_ASCII: Final = frozenset("iksIKS")  # İ ı → i, K (Kelvin) → k, ſ → s
+_CATEGORIES: Final = {
+    "CATEGORY_DIGIT": "\\d",
+    "CATEGORY_NOT_DIGIT": "\\D",
+    "CATEGORY_SPACE": "\\s\\x0b\\x1c-\\x1f",
+    "CATEGORY_NOT_SPACE": "\\S",
+    "CATEGORY_WORD": "\\w",
+    "CATEGORY_NOT_WORD": "\\W",
+}
+
+
+def _hs_syntax(pattern: str, flags: int) -> bytes:
+    """``pattern`` (with ``re`` ``flags``) as a Hyperscan prefilter pattern over UTF-8."""
+    import re._parser as sre  # type: ignore[import-not-found]
+
+    caseless = bool(flags & re.IGNORECASE)
+    return _emit(sre.parse(pattern, flags & ~re.IGNORECASE), caseless).encode("ascii")
+
+
+def _char(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x80 else _NON_ASCII
+
+
+def _emit(items: Any, caseless: bool) -> str:
     out: list[str] = []
-    i, in_class = 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            m = re.match(r"\\u([0-9a-fA-F]{4})", pattern[i:])
-            out.append(f"\\x{{{m[1]}}}" if m else pattern[i : i + 2])
-            i += len(m[0]) if m else 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            # a ``]`` right after ``[`` or ``[^`` is a member, not the end
-            j = i + 1 + (pattern[i + 1 : i + 2] == "^")
-            if pattern[j : j + 1] == "]":
-                out.append(pattern[i : j + 1])
-                i = j + 1
-                continue
-        elif ch == "{" and (m := re.match(r"\{(\d+)(?:,\d*)?\}", pattern[i:])):
-            out.append(f"{{{min(int(m[1]), 8)},}}")
-            i += len(m[0])
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out).encode()
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            c = _char(arg)
+            if arg >= 0x80 or (caseless and chr(arg) in _FOLDS_TO_NON_ASCII):
+                c = f"(?:{c}|{_NON_ASCII})"
+            out.append(c)
+        elif name == "NOT_LITERAL":
+            out.append(f"(?:[^{_char(arg)}]|{_NON_ASCII})" if arg < 0x80 else "[\\x00-\\xff]")
+        elif name == "ANY":  # with or without DOTALL: a newline too (a superset)
+            out.append(f"(?:[\\x00-\\xff]|{_NON_ASCII})")
+        elif name == "IN":
+            ascii_part = _class(arg)
+            out.append(f"(?:{ascii_part}|{_NON_ASCII})" if ascii_part else _NON_ASCII)
+        elif name == "CATEGORY":
+            out.append(f"(?:[{_CATEGORIES[str(arg)]}]|{_NON_ASCII})")
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, _, sub = arg
+            out.append(f"(?:{_emit(sub, caseless)}){{{min(low, 8)},}}")
+        elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
+            sub = arg[-1]
+            if name == "SUBPATTERN" and arg[1] & re.IGNORECASE and not caseless:
+                out.append(f"(?i:{_emit(sub, True)})")
+            else:
+                out.append(f"(?:{_emit(sub, caseless)})")
+        elif name == "BRANCH":
+            out.append("(?:" + "|".join(_emit(b, caseless) for b in arg[1]) + ")")
+        elif name == "GROUPREF_EXISTS":
+            _, yes, no = arg
+            out.append(f"(?:{_emit(yes, caseless)}|{_emit(no, caseless) if no else ''})")
+        elif name in ("GROUPREF", "GROUPREF_IGNORE"):
+            out.append("[\\x00-\\xff]*")  # the same text as the group: anything
+        elif name in ("AT", "ASSERT", "ASSERT_NOT"):
+            pass  # anchors and lookarounds only ever narrow: dropped
+        else:
+            raise ValueError(f"no prefilter form for {name}")  # the rule then always runs
+    return "".join(out)
+
+
+def _class(items: Any) -> str:
+    """A character class, its ASCII part ("" if none; non-ASCII members: the caller's
+    alternative)."""
+    negate, parts = "", []
+    for op, arg in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = "^"
+        elif name == "LITERAL":
+            if arg < 0x80:
+                parts.append(_char(arg))
+        elif name == "RANGE":
+            low, high = arg
+            if low < 0x80:
+                parts.append(f"{_char(low)}-{_char(min(high, 0x7F))}")
+        elif name == "CATEGORY":
+            parts.append(_CATEGORIES[str(arg)])
+        else:
+            raise ValueError(f"no prefilter form for {name} in a class")
+    if not parts:
+        return "[\\x00-\\xff]" if negate else ""
+    return f"[{negate}{''.join(parts)}]"
 
 
 def _hs_flags(hs: Any, flags: int) -> int:
