@@ -1203,18 +1203,21 @@ class _Prefilter:
 
         self._hs = hyperscan
         self.always: set[int] = set()
-        exprs: list[tuple[bytes, int, int]] = []
+        wide: list[tuple[bytes, int, int]] = []  # for any text (UTF-8)
+        narrow: list[tuple[bytes, int, int]] = []  # for ASCII text: runs several times faster
         for i, rule in enumerate(rules):
             pats = rule.prefilter()
             if pats is None:
                 self.always.add(i)
                 continue
             try:
-                exprs += [(_hs_syntax(p, f), _hs_flags(hyperscan, f), i) for p, f in pats]
+                for p, f in pats:
+                    wide.append((_hs_syntax(p, f), _hs_flags(hyperscan, f), i))
+                    narrow.append((_hs_syntax(p, f, wide=False), _hs_flags(hyperscan, f), i))
             except (ValueError, re.error):
                 self.always.add(i)
-        self._db = self._load(exprs)
-        self._local = threading.local()  # a scratch per thread: scans may run at once
+        self._wide, self._narrow = self._load(wide), self._load(narrow)
+        self._local = threading.local()  # scratch per thread: scans may run at once
 
     def _load(self, exprs: list[tuple[bytes, int, int]]) -> Any:
         """The database from the cache in ``$BC_HOME/cache`` (compiling takes ~0.1 s)."""
@@ -1259,16 +1262,19 @@ class _Prefilter:
     def candidates(self, text: str) -> set[int] | None:
         """The rules that may match ``text``; ``None``: run them all."""
         hits = set(self.always)
-        scratch = getattr(self._local, "scratch", None)
+        narrow = text.isascii()
+        db = self._narrow if narrow else self._wide
+        scratch = getattr(self._local, "narrow" if narrow else "wide", None)
         if scratch is None:
-            scratch = self._local.scratch = self._hs.Scratch(self._db)
+            scratch = self._hs.Scratch(db)
+            setattr(self._local, "narrow" if narrow else "wide", scratch)
 
         def hit(rule: int, start: int, end: int, flags: int, context: Any) -> None:
             hits.add(rule)
 
         try:
             data = text.encode("utf-8", "surrogatepass")  # lone surrogates: still bytes
-            self._db.scan(data, match_event_handler=hit, scratch=scratch)
+            db.scan(data, match_event_handler=hit, scratch=scratch)
         except Exception:
             return None
         return hits
@@ -1276,11 +1282,13 @@ class _Prefilter:
 
 # Hyperscan reads bytes; a Python pattern reads characters. To keep a superset, the
 # prefilter's patterns are rewritten from Python's own parse of them (``re._parser``):
-# every atom that can match a non-ASCII character also takes any run of non-ASCII bytes
-# (one UTF-8 character), ``\s`` also takes the ASCII controls Python counts as space,
-# anchors and lookarounds are dropped, a back-reference takes anything, and counted
-# repeats ``{m,n}`` become ``{min(m, 8),}`` (Hyperscan compiles those several times faster).
-_NON_ASCII: Final = "[\\x80-\\xff]+"
+# every atom that can match a non-ASCII character becomes a byte class that also takes
+# the bytes of any non-ASCII character (\x80-\xff), repeated: one character is 1-4
+# bytes, so a count of characters is at most the count of bytes; ``\s`` also takes the
+# ASCII controls Python counts as space; anchors and lookarounds are dropped; a
+# back-reference takes anything; counted repeats ``{m,n}`` become ``{min(m, 8),}``
+# (Hyperscan compiles those several times faster).
+_HIGH: Final = "\\x80-\\xff"
 _FOLDS_TO_NON_ASCII: Final = frozenset("iksIKS")  # İ ı → i, K (Kelvin) → k, ſ → s
 _CATEGORIES: Final = {
     "CATEGORY_DIGIT": "\\d",
@@ -1292,50 +1300,70 @@ _CATEGORIES: Final = {
 }
 
 
-def _hs_syntax(pattern: str, flags: int) -> bytes:
-    """``pattern`` (with ``re`` ``flags``) as a Hyperscan prefilter pattern over UTF-8."""
+def _hs_syntax(pattern: str, flags: int, wide: bool = True) -> bytes:
+    """``pattern`` (with ``re`` ``flags``) as a Hyperscan prefilter pattern over UTF-8;
+    ``wide=False``: over ASCII text only (no byte of a non-ASCII character to allow for:
+    a plainer pattern Hyperscan runs several times faster)."""
     import re._parser as sre  # type: ignore[import-not-found]
 
     caseless = bool(flags & re.IGNORECASE)
-    return _emit(sre.parse(pattern, flags & ~re.IGNORECASE), caseless).encode("ascii")
+    parsed = sre.parse(pattern, flags & ~re.IGNORECASE)
+    return _emit(parsed, caseless, wide).encode("ascii")
 
 
 def _char(code: int) -> str:
-    return f"\\x{code:02x}" if code < 0x80 else _NON_ASCII
+    return f"\\x{code:02x}"
 
 
-def _emit(items: Any, caseless: bool) -> str:
+def _byte_class(op: str, arg: Any, caseless: bool, wide: bool) -> str | None:
+    """The bytes one character matched by this atom can be made of, as a class; ``None``
+    for an ASCII literal that matches itself only."""
+    high = _HIGH if wide else ""
+    if op == "LITERAL":
+        if arg >= 0x80:
+            return f"[{_HIGH}]"  # in ASCII text: never
+        if wide and caseless and chr(arg) in _FOLDS_TO_NON_ASCII:
+            return f"[{_char(arg)}{high}]"
+        return None
+    if op == "NOT_LITERAL":
+        return f"[^{_char(arg)}]" if arg < 0x80 else "[\\x00-\\xff]"
+    if op == "ANY":  # with or without DOTALL: a newline too (a superset)
+        return "[\\x00-\\xff]"
+    if op == "CATEGORY":
+        cat = _CATEGORIES[str(arg)]
+        return f"[{cat}]" if "NOT" in str(arg) else f"[{cat}{high}]"
+    if op == "IN":
+        return _class(arg, high)
+    return None
+
+
+def _emit(items: Any, caseless: bool, wide: bool) -> str:
     out: list[str] = []
+    more = "+" if wide else ""  # one character: one or more bytes
     for op, arg in items:
         name = str(op)
-        if name == "LITERAL":
-            c = _char(arg)
-            if arg >= 0x80 or (caseless and chr(arg) in _FOLDS_TO_NON_ASCII):
-                c = f"(?:{c}|{_NON_ASCII})"
-            out.append(c)
-        elif name == "NOT_LITERAL":
-            out.append(f"(?:[^{_char(arg)}]|{_NON_ASCII})" if arg < 0x80 else "[\\x00-\\xff]")
-        elif name == "ANY":  # with or without DOTALL: a newline too (a superset)
-            out.append(f"(?:[\\x00-\\xff]|{_NON_ASCII})")
-        elif name == "IN":
-            ascii_part = _class(arg)
-            out.append(f"(?:{ascii_part}|{_NON_ASCII})" if ascii_part else _NON_ASCII)
-        elif name == "CATEGORY":
-            out.append(f"(?:[{_CATEGORIES[str(arg)]}]|{_NON_ASCII})")
+        if name in ("LITERAL", "NOT_LITERAL", "ANY", "CATEGORY", "IN"):
+            cls = _byte_class(name, arg, caseless, wide)
+            out.append(_char(arg) if cls is None else cls + more)
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, _, sub = arg
-            out.append(f"(?:{_emit(sub, caseless)}){{{min(low, 8)},}}")
+            low = min(low, 8)
+            one = list(sub)
+            cls = _byte_class(str(one[0][0]), one[0][1], caseless, wide) if len(one) == 1 else None
+            body = cls or f"(?:{_emit(sub, caseless, wide)})"
+            out.append(f"{body}{{{low},}}")
         elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
             sub = arg[-1]
             if name == "SUBPATTERN" and arg[1] & re.IGNORECASE and not caseless:
-                out.append(f"(?i:{_emit(sub, True)})")
+                out.append(f"(?i:{_emit(sub, True, wide)})")
             else:
-                out.append(f"(?:{_emit(sub, caseless)})")
+                out.append(f"(?:{_emit(sub, caseless, wide)})")
         elif name == "BRANCH":
-            out.append("(?:" + "|".join(_emit(b, caseless) for b in arg[1]) + ")")
+            out.append("(?:" + "|".join(_emit(b, caseless, wide) for b in arg[1]) + ")")
         elif name == "GROUPREF_EXISTS":
             _, yes, no = arg
-            out.append(f"(?:{_emit(yes, caseless)}|{_emit(no, caseless) if no else ''})")
+            alt = _emit(no, caseless, wide) if no else ""
+            out.append(f"(?:{_emit(yes, caseless, wide)}|{alt})")
         elif name in ("GROUPREF", "GROUPREF_IGNORE"):
             out.append("[\\x00-\\xff]*")  # the same text as the group: anything
         elif name in ("AT", "ASSERT", "ASSERT_NOT"):
@@ -1345,28 +1373,31 @@ def _emit(items: Any, caseless: bool) -> str:
     return "".join(out)
 
 
-def _class(items: Any) -> str:
-    """A character class, its ASCII part ("" if none; non-ASCII members: the caller's
-    alternative)."""
-    negate, parts = "", []
+def _class(items: Any, high: str) -> str:
+    """A character class as the bytes its characters can be made of (``high``: the bytes
+    of non-ASCII characters, or "" for ASCII text)."""
+    negate, parts = False, []
     for op, arg in items:
         name = str(op)
         if name == "NEGATE":
-            negate = "^"
+            negate = True
         elif name == "LITERAL":
             if arg < 0x80:
                 parts.append(_char(arg))
         elif name == "RANGE":
-            low, high = arg
-            if low < 0x80:
-                parts.append(f"{_char(low)}-{_char(min(high, 0x7F))}")
+            first, last = arg
+            if first < 0x80:
+                parts.append(f"{_char(first)}-{_char(min(last, 0x7F))}")
         elif name == "CATEGORY":
             parts.append(_CATEGORIES[str(arg)])
         else:
             raise ValueError(f"no prefilter form for {name} in a class")
-    if not parts:
-        return "[\\x00-\\xff]" if negate else ""
-    return f"[{negate}{''.join(parts)}]"
+    if negate:  # the bytes \x80-\xff are never among the ASCII members left out
+        return f"[^{''.join(parts)}]" if parts else "[\\x00-\\xff]"
+    if not parts and not high:
+        return f"[{_HIGH}]"  # only non-ASCII members: never in ASCII text
+    # any member may match a non-ASCII character (a case fold, a Unicode digit, letter)
+    return f"[{''.join(parts)}{high}]"
 
 
 def _hs_flags(hs: Any, flags: int) -> int:

@@ -4,6 +4,7 @@ redactor with it gives exactly what one without it gives."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,13 +198,41 @@ def test_generated_text_around_a_secret_redacts_the_same(
 
 def test_the_compiled_prefilter_is_cached_and_a_bad_cache_rebuilt(bc_home: Path) -> None:
     Redactor(prefilter=True)
-    (cached,) = (bc_home / "cache").glob("redact-prefilter-*.hsdb")
-    assert cached.stat().st_mode & 0o777 == 0o600
-    good = cached.read_bytes()
+    cached = sorted((bc_home / "cache").glob("redact-prefilter-*.hsdb"))
+    assert len(cached) == 2  # one database for ASCII text, one for any text
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in cached)
+    good = [f.read_bytes() for f in cached]
     assert Redactor(prefilter=True).prefiltered  # loaded from the cache
-    cached.write_bytes(b"not a database")
+    for f in cached:
+        f.write_bytes(b"not a database")
     r = Redactor(prefilter=True)
     assert r.prefiltered
-    assert cached.read_bytes() == good
+    assert [f.read_bytes() for f in cached] == good
     key = "sk-ant-" + "api03-" + "x" * 40
     assert key not in r.redact_text(f"ANTHROPIC_API_KEY={key}")
+    assert key not in r.redact_text(f"ANTHROPIC_API_KEY={key} \u2192")
+
+
+def random_text(rng: random.Random, pieces: list[str]) -> str:
+    parts = []
+    for _ in range(rng.randrange(1, 30)):
+        r = rng.random()
+        if r < 0.6:
+            parts.append(rng.choice(pieces))
+        elif r < 0.8:
+            parts.append("".join(chr(rng.randrange(32, 127)) for _ in range(rng.randrange(1, 8))))
+        else:
+            top = rng.choice([0x80, 0x3000, 0x110000])
+            parts.append("".join(chr(rng.randrange(0, top)) for _ in range(rng.randrange(1, 4))))
+    return "".join(parts)
+
+
+def test_many_seeded_random_texts_redact_the_same() -> None:
+    """A soak beside the hypothesis tests: secrets, keywords and test strings glued with
+    random ASCII and random code points (surrogates, controls, every plane)."""
+    rng = random.Random(20261130)
+    pieces = cases.FRAGMENTS + ODD + [c[:200] for c in case_strings() if len(c) < 400]
+    for _ in range(12_000):
+        text = random_text(rng, pieces)
+        same(text)
+        candidates_cover_matches(text)
