@@ -53,6 +53,17 @@ class Problem:
         return f"{self.path}:{self.line}: {self.reason}"
 
 
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` in order without joining them first (traces can be megabytes)."""
+    for i in range(0, len(parts), 512):  # under IOV_MAX
+        chunk = parts[i : i + 512]
+        done = os.writev(fd, chunk)
+        if done < sum(len(p) for p in chunk):  # a short write (a full disk): finish slowly
+            view = memoryview(b"".join(chunk))[done:]
+            while view:
+                view = view[os.write(fd, view) :]
+
+
 @dataclass
 class TraceStorage:
     """JSONL trace store under ``$BC_HOME/traces`` (or ``root`` if given)."""
@@ -77,8 +88,7 @@ class TraceStorage:
     def append_lines(self, lines: list[bytes]) -> tuple[int, list[int]]:
         """Append encoded records (see :func:`encode`) with one locked ``write``; returns
         the file's size before it and the offset each line was written at."""
-        data = b"".join(line + b"\n" for line in lines)
-        if not data:
+        if not lines:
             return 0, []
         assert self.root is not None
         paths.ensure_dir(self.root)
@@ -87,13 +97,12 @@ class TraceStorage:
             fcntl.flock(fd, fcntl.LOCK_EX)
             end = os.lseek(fd, 0, os.SEEK_END)
             start = end
+            parts = [part for line in lines for part in (line, b"\n")]
             if end and os.pread(fd, 1, end - 1) != b"\n":
-                data = b"\n" + data  # seal a torn last line so this record stays whole
+                parts.insert(0, b"\n")  # seal a torn last line so this record stays whole
                 start += 1
-            view = memoryview(data)
             try:
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, parts)
             except OSError as exc:
                 os.ftruncate(fd, end)
                 raise BCError(f"cannot write {self.path}: {exc.strerror}") from exc

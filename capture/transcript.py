@@ -78,7 +78,7 @@ def iter_lines(
         start = cursor.offset
         cursor.offset += len(raw)
         cursor.line += 1
-        if not raw.strip():
+        if raw.isspace():  # (strip() would copy every line)
             continue
         try:
             obj = parse_line(raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -132,3 +133,26 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert all(p.wait(timeout=120) == 0 for p in procs)
     store = TraceStorage(tmp_path)
     assert store.count() == 16 * 50 and not store.problems
+
+
+def test_a_full_disk_leaves_the_store_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = TraceStorage(tmp_path)
+    store.append([trace(1)])
+    before = store.path.read_bytes()
+
+    def short_writev(fd: int, parts: list[bytes]) -> int:
+        return os.write(fd, parts[0][:10])  # the disk fills up part way
+
+    def enospc(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    monkeypatch.setattr(os, "write", enospc)
+    with pytest.raises(BCError, match="No space left on device"):
+        store.append([trace(2), trace(3)])
+    monkeypatch.undo()
+    assert store.path.read_bytes() == before
+    store.append([trace(4)])
+    assert [t.user_prompt for t in store.load_traces()] == ["prompt 1", "prompt 4"]
