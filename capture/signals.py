@@ -166,6 +166,8 @@ CORRECTION = re.compile(
     _CUE,
 )
 
+_ANY_CUE = re.compile("|".join(f"(?:{p.pattern})" for p in (CONSTRAINT, PRUNING, CORRECTION)), _CUE)
+
 PLAN = re.compile(
     "|".join(
         [
@@ -269,9 +271,15 @@ def _texts(trace: ClaudeTrace, with_answer: bool = True) -> Iterator[str]:
 
 
 def _sentences_of(trace: ClaudeTrace) -> list[tuple[str, str]]:
-    """Every sentence of the trace's texts (in :func:`_texts` order), with its lower-cased
-    copy: split once, searched for each kind of cue."""
-    return [(s, s.lower()) for text in _texts(trace) for s in sentences(text)]
+    """The sentences of the trace's texts (in :func:`_texts` order) that hold a cue of
+    some kind, with their lower-cased copies: split once, then searched for each kind."""
+    out = []
+    for text in _texts(trace):
+        for s in sentences(text):
+            low = s.lower()
+            if _ANY_CUE.search(low):  # most sentences hold none: one search, not three
+                out.append((s, low))
+    return out
 
 
 def _collect(sents: list[tuple[str, str]], pattern: re.Pattern[str]) -> list[str]:
