@@ -115,7 +115,7 @@ def import_all(projects: Path, home: Path, jobs: int) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=float, default=20, help="size of each corpus")
-    cores = len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     ap.add_argument("--jobs", type=int, default=cores, help="processes, besides 1 (cores)")
     args = ap.parse_args()
     limit = int(args.mb * 2**20)

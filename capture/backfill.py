@@ -479,7 +479,9 @@ def default_jobs(files: list[Path]) -> int:
     """One process per core (at most 8) for a large import, else one."""
     if sum(_size(f) for f in files) < PARALLEL_MIN_BYTES:
         return 1
-    return max(1, min(8, len(os.sched_getaffinity(0)), len(files)))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux: the cores this may run on
+    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return max(1, min(8, cores, len(files)))
 
 
 def _import_in_parallel(
