@@ -90,14 +90,16 @@ def session_files(projects: Path, project: Path | None = None) -> list[Path]:
         folder = project_folder(projects, project)
         if not folder.is_dir():
             raise BCError(f"no Claude Code sessions for {project} (looked for {folder})")
-        folders = [folder]
+        folders = [folder] if inside(folder, projects) else []
     else:
-        folders = sorted(p for p in projects.iterdir() if p.is_dir() and inside(p, projects))
+        root = projects.resolve()
+        folders = sorted(p for p in projects.iterdir() if p.is_dir() and inside(p, root))
+    # in a folder that is inside: a file is inside unless it is a link
     files = [
         f
         for folder in folders
         for f in folder.glob("*.jsonl")
-        if f.is_file() and inside(f, projects)
+        if f.is_file() and not f.is_symlink()
     ]
     return sorted(files, key=_mtime)
 
