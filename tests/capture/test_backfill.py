@@ -471,9 +471,14 @@ def corpus(projects: Path) -> list[Path]:
 def test_parallel_import_stores_what_a_sequential_one_does(tmp_path: Path) -> None:
     files = corpus(tmp_path / "projects")
     runs = {}
+    total = sum(f.stat().st_size for f in files)
     for jobs in (1, 3):
         home = tmp_path / f"jobs-{jobs}"
-        summary = import_files(files, store_of(home), home / "state", idle=1, jobs=jobs)
+        done: list[int] = []
+        summary = import_files(
+            files, store_of(home), home / "state", idle=1, jobs=jobs, on_bytes=done.append
+        )
+        assert sum(done) == total  # the progress bar reaches the end
         r = summary.report
         runs[jobs] = (r.new, r.merged + r.unchanged, len(summary.sessions), len(summary.read))
         assert not summary.problems
