@@ -1484,9 +1484,10 @@ class Redactor:
         self._read = 0
         self._lock = threading.Lock()
         if prefilter:
-            self._use_prefilter()
+            self.use_prefilter()
 
-    def _use_prefilter(self) -> _Prefilter | None:
+    def use_prefilter(self) -> _Prefilter | None:
+        """Build the prefilter now (bulk work: an import), unless ``prefilter=False``."""
         with self._lock:
             if self._prefilter is None and self._prefilter_after >= 0:
                 try:
@@ -1518,7 +1519,7 @@ class Redactor:
             if pre is None and self._prefilter_after >= 0:
                 self._read += len(text)
                 if self._read >= self._prefilter_after:
-                    pre = self._use_prefilter()
+                    pre = self.use_prefilter()
             may = pre.candidates(text) if pre is not None else None
             if may is not None:
                 rules = [r for i, r in enumerate(self._rules) if i in may]
