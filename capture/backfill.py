@@ -37,7 +37,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from capture import paths
+from capture import paths, signals
 from capture.errors import BCError
 from capture.ingest import IngestReport, ingest
 from capture.redact import default_redactor
@@ -453,8 +453,9 @@ def import_files(
 ) -> ImportSummary:
     """Import several transcripts; ``since``: only files written to since then;
     ``jobs``: processes importing files side by side (see :func:`default_jobs`)."""
-    # bulk work: the redactor's prefilter pays off at once (and forked processes share it)
+    # bulk work: the prefilters pay off at once (and forked processes share them)
     default_redactor().use_prefilter()
+    signals.use_prefilter()
     if jobs > 1 and len(files) > 1:
         return _import_in_parallel(files, store, state_root, since, idle, on_bytes, jobs)
     summary = ImportSummary()

@@ -13,7 +13,8 @@
 * ``categories``: the seed's seven, assigned from the prompt, the calls and the signals.
 
 It runs in the hook worker after every turn, so the regexes are compiled once, each signal
-is one alternation searched per sentence, and the text scanned per trace is bounded
+is one alternation searched per sentence (after one search for any cue, or for bulk work
+one Hyperscan scan: ``use_prefilter``), and the text scanned per trace is bounded
 (``MAX_SEGMENT`` per text, ``MAX_TEXT`` in all): a huge trace costs no more than a big one.
 The hand-labelled set in ``tests/capture/`` measures precision and recall of the cues.
 """
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import suppress
 
+from capture.prefilter import Prefilter
 from capture.schema import (
     Category,
     ClaudeTrace,
@@ -274,12 +277,29 @@ def _sentences_of(trace: ClaudeTrace) -> list[tuple[str, str]]:
     """The sentences of the trace's texts (in :func:`_texts` order) that hold a cue of
     some kind, with their lower-cased copies: split once, then searched for each kind."""
     out = []
+    pre = _cue_prefilter
     for text in _texts(trace):
         for s in sentences(text):
             low = s.lower()
-            if _ANY_CUE.search(low):  # most sentences hold none: one search, not three
+            may = pre.candidates(low) if pre is not None else None
+            # most sentences hold none: one search (or one Hyperscan scan), not three
+            if may or (may is None and _ANY_CUE.search(low)):
                 out.append((s, low))
     return out
+
+
+_cue_prefilter: Prefilter | None = None
+
+
+def use_prefilter() -> None:
+    """Prefilter sentences with Hyperscan from now on (``capture.prefilter``; same cues
+    found, ~5x faster per sentence): for bulk work such as an import, where loading the
+    database pays off. Without Hyperscan nothing changes."""
+    global _cue_prefilter
+    if _cue_prefilter is None:
+        with suppress(Exception):
+            cues = (CONSTRAINT, PRUNING, CORRECTION)
+            _cue_prefilter = Prefilter([[(p.pattern, p.flags)] for p in cues], "cues")
 
 
 def _collect(sents: list[tuple[str, str]], pattern: re.Pattern[str]) -> list[str]:
