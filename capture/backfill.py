@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -521,10 +522,16 @@ def _import_in_parallel(
             pool.submit(_import_chunk, [f for f, _ in c], root, state_root, since, idle): c
             for c in chunks
         }
-        for done in as_completed(futures):
-            summary.merge(done.result())
-            if on_bytes:
-                on_bytes(sum(n for _, n in futures[done]))
+        try:
+            for done in as_completed(futures):
+                summary.merge(done.result())
+                if on_bytes:
+                    on_bytes(sum(n for _, n in futures[done]))
+        except BrokenProcessPool as exc:
+            raise BCError(
+                "an import process died (out of memory?); what was stored is kept: "
+                "run the import again, or with --jobs 1"
+            ) from exc
     return summary
 
 

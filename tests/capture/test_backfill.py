@@ -486,11 +486,15 @@ def test_parallel_import_stores_what_a_sequential_one_does(tmp_path: Path) -> No
     one, three = store_of(tmp_path / "jobs-1"), store_of(tmp_path / "jobs-3")
     assert len(records(tmp_path / "jobs-3")) == len(RUNS)  # no version written twice
 
-    def by_id(store: TraceStorage) -> dict[str, dict[str, Any]]:
-        # which copy of the resumed session was stored first depends on the scheduling
-        return {t.trace_id: {**t.record(), "session_id": None} for t in store.load_traces()}
+    def by_prompt(store: TraceStorage) -> dict[str, dict[str, Any]]:
+        # which copy of the resumed session is stored first (its id and session) depends
+        # on the scheduling
+        return {
+            t.user_prompt: {**t.record(), "session_id": None, "trace_id": None}
+            for t in store.load_traces()
+        }
 
-    assert by_id(one) == by_id(three)
+    assert by_prompt(one) == by_prompt(three)
     again = import_files(files, three, tmp_path / "jobs-3" / "state", idle=1, jobs=3)
     assert again.report.new == 0 and not again.read and len(again.files) == len(files)
 
@@ -521,3 +525,22 @@ def test_an_error_in_a_parallel_import_is_one_cli_line(
     code, out, err = run_cli(capsys, "import", "--projects-dir", str(projects), "--jobs", "2")
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert err.startswith("bc-capture: error: ") and "traces.jsonl: Is a directory" in err
+
+
+def die(*args: Any) -> None:
+    os._exit(9)  # an import process killed (by the OOM killer, say)
+
+
+def test_a_parallel_import_whose_process_dies_is_one_error_line_and_can_be_run_again(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BC_HOME", str(tmp_path / "home"))
+    projects = tmp_path / "projects"
+    corpus(projects)
+    real = backfill._import_chunk
+    monkeypatch.setattr(backfill, "_import_chunk", die)
+    code, _, err = run_cli(capsys, "import", "--projects-dir", str(projects), "--jobs", "2")
+    assert code == 1 and "an import process died" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(backfill, "_import_chunk", real)
+    code, out, err = run_cli(capsys, "import", "--projects-dir", str(projects), "--jobs", "2")
+    assert code == 0 and ": 4 new traces" in out, err
