@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from capture import install as installer
-from capture import paths, rating, report
+from capture import paths, prefilter, rating, report
 from capture.errlog import recent_errors
 from capture.errors import BCError, run_cli
 from capture.gates import load_gate_config
@@ -105,6 +105,7 @@ def status_cmd(project_dir: Path) -> None:
     click.echo(f"traces: {len(traces)}  [{store.path}]")
     ends = [d for t in traces if (d := t.ended_at or t.started_at) is not None]
     click.echo(f"last capture: {max(ends).isoformat() if ends else 'never'}")
+    click.echo(f"redaction and signal prefilter: {prefilter.engine()}")
     errors = recent_errors(5)
     click.echo(f"recent errors: {len(errors) or 'none'}")
     for e in errors:

@@ -28,7 +28,17 @@ from typing import Any, Final
 
 from capture import paths
 
-__all__ = ["Prefilter", "hs_syntax"]
+__all__ = ["Prefilter", "engine", "hs_syntax"]
+
+
+def engine() -> str:
+    """What the prefilters run on (``bc-capture status``)."""
+    try:
+        import hyperscan
+    except Exception as exc:  # no wheel for this machine
+        return f"unavailable ({type(exc).__name__}): every pattern runs, slower"
+    version = getattr(hyperscan, "__version__", "(version unknown)")
+    return f"Hyperscan {version}"
 
 
 class Prefilter:

@@ -87,6 +87,7 @@ def test_status_shows_errors_and_pending(
     assert code == 0
     assert "pending spools: 1" in out and "traces: 0" in out
     assert "hook s1: ValueError: empty stdin" in out
+    assert "redaction and signal prefilter: Hyperscan 0.9.1" in out
     code, out, _ = run(capsys, "assemble")
     assert "assembled 1 sessions, 1 traces written" in out
     assert "pending spools: 0" in run(capsys, "status", "--project-dir", str(tmp_path))[1]
