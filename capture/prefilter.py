@@ -72,7 +72,7 @@ class Prefilter:
         self._local = threading.local()  # scratch per thread: scans may run at once
 
     def _load(self, exprs: list[tuple[bytes, int, int]]) -> Any:
-        """The database from the cache in ``$BC_HOME/cache`` (compiling takes ~0.1 s)."""
+        """The database from the cache in ``$BC_HOME/cache`` (compiling takes 0.1-0.4 s)."""
         hs = self._hs
         key = hashlib.sha256(
             repr((hs.__version__, platform.machine(), exprs)).encode()
