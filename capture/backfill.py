@@ -144,9 +144,6 @@ class FileState:
             pass  # missing or unreadable state: read the file from the start
         return cls(str(transcript))
 
-    def save(self, path: Path) -> None:
-        _save_state(path, asdict(self))
-
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
