@@ -400,6 +400,12 @@ def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> Inge
             keys = _keys_of(trace)
             target = pending.find(trace, keys)
             found = None if target else index.find(trace, keys)
+            if (
+                found
+                and found[0] in pending.traces
+                and _other_turn(pending.traces[found[0]], trace)
+            ):
+                found = None  # the index's row is older than this call's merge into it
             if target is None and found is None:
                 report.new += 1
                 pending.remember(trace, keys)
@@ -428,14 +434,14 @@ class _Pending:
 
     traces: dict[str, ClaudeTrace] = field(default_factory=dict)  # by (stored) trace id
     keys: dict[str, str] = field(default_factory=dict)  # id, prompt or turn key -> trace id
-    by_prompt: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
+    by_prompt: dict[str, list[str]] = field(default_factory=dict)  # session+prompt -> ids
 
     def find(self, trace: ClaudeTrace, keys: _Keys) -> str | None:
         for k in (trace.trace_id, keys.prompt_key, keys.turn_key):
-            if k and k in self.keys:
+            if k and k in self.keys and not _other_turn(self.traces[self.keys[k]], trace):
                 return self.keys[k]
-        for tid, prompted in self.by_prompt.get(keys.session_prompt or "", []):
-            if not (prompted and keys.prompted):
+        for tid in self.by_prompt.get(keys.session_prompt or "", []):
+            if not _other_turn(self.traces[tid], trace):
                 return tid
         return None
 
@@ -445,6 +451,11 @@ class _Pending:
             if k:
                 self.keys[k] = trace.trace_id
         if keys.session_prompt:
-            self.by_prompt.setdefault(keys.session_prompt, []).append(
-                (trace.trace_id, keys.prompted)
-            )
+            same = self.by_prompt.setdefault(keys.session_prompt, [])
+            if trace.trace_id not in same:
+                same.append(trace.trace_id)
+
+
+def _other_turn(a: ClaudeTrace, b: ClaudeTrace) -> bool:
+    """Both have a prompt id, and they differ: two turns, whatever else they share."""
+    return bool(a.prompt_id and b.prompt_id and a.prompt_id != b.prompt_id)

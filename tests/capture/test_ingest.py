@@ -263,3 +263,23 @@ def test_an_index_of_the_old_layout_is_rebuilt(tmp_path: Path) -> None:
     db.close()
     assert ingest([t], store).unchanged == 1
     assert ingest([trace("hello", prompt_id="p1", started=T0 + timedelta(1))], store).merged == 1
+
+
+@pytest.mark.parametrize("batches", [[3], [1, 2], [1, 1, 1]])
+def test_a_proxy_trace_merges_with_one_turn_of_a_repeated_prompt_only(
+    tmp_path: Path, batches: list[int]
+) -> None:
+    """A proxy trace without prompt id meets the first "continue"; the second "continue"
+    (another prompt id) stays its own trace, whether they come in one ingest or several."""
+    store = TraceStorage(tmp_path / "traces")
+    proxy = trace("continue", sources=["proxy"], model="m1")
+    first = trace("continue", prompt_id="p1", started=T0 + timedelta(seconds=0.3))
+    second = trace("continue", prompt_id="p2", started=T0 + timedelta(seconds=20))
+    todo = [proxy, first, second]
+    for n in batches:
+        ingest(todo[:n], store)
+        todo = todo[n:]
+    by_id = {t.prompt_id: t for t in store.load_traces()}
+    assert set(by_id) == {"p1", "p2"}
+    assert by_id["p1"].model == "m1" and "proxy" in by_id["p1"].sources
+    assert "proxy" not in by_id["p2"].sources
