@@ -17,7 +17,8 @@ VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 # Nothing a test runs (even at import time, before any fixture) may write to the user's
 # own data folder: the tests that need one set their own (``bc_home``).
-os.environ["BC_HOME"] = tempfile.mkdtemp(prefix="bc-tests-home-")
+_SESSION_HOME = tempfile.mkdtemp(prefix="bc-tests-home-")
+os.environ["BC_HOME"] = _SESSION_HOME
 
 
 def hook_events(run: str) -> list[dict[str, Any]]:
@@ -92,6 +93,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
     if _EXIT_STATUS and os.environ.get("BC_PYTEST_NO_FAST_EXIT") != "1":
         import sys
 
