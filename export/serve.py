@@ -273,13 +273,14 @@ class Job:
 
 
 # tool_choice "any" / "tool": decoding is constrained to one call in the template's syntax
-# (<|python_tag|>{"name": …, "parameters": {…}}), with flat arguments on one line.
+# (<|python_tag|>{"name": …, "parameters": {…}}), with flat arguments on one line, in valid
+# JSON only (a number with a leading zero, "01", is not: the call would not parse).
 CALL_GRAMMAR = r"""
 root ::= <|python_tag|> "{\"name\": " name ", \"parameters\": {" (pair (", " pair){0,7})? "}}"
 pair ::= string ": " value
 value ::= string | number | "true" | "false" | "null"
 string ::= "\"" ([^"\\\x00-\x1f] | "\\" ["\\/nt]){0,200} "\""
-number ::= "-"? [0-9]{1,12} ("." [0-9]{1,8})?
+number ::= "-"? ("0" | [1-9] [0-9]{0,11}) ("." [0-9]{1,8})?
 """
 
 
