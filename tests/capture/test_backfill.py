@@ -22,7 +22,6 @@ import pytest
 from capture import backfill
 from capture import ingest as ingest_mod
 from capture.backfill import FileState, import_file, import_files, session_files
-from capture.cli import main
 from capture.store import TraceStorage
 from capture.transcript import subagent_files, subagents_of
 from capture.worker import assemble_session
@@ -36,6 +35,7 @@ from tests.capture.transcripts import (
 )
 from tests.claude_code import dashed_project_name
 from tests.conftest import REPO, stage_run
+from tests.conftest import run_bc as run_cli
 
 LATER = time.time() + 10_000  # "now" for imports that should see every file as idle
 RUNS = ["basic", "subagent", "compact-resume", "v2.1.197/basic"]
@@ -289,16 +289,6 @@ def test_subagent_written_after_its_turn_is_merged_in(tmp_path: Path) -> None:
     assert r.report.merged == 1
     (t,) = store_of(tmp_path).load_traces()
     assert t.tool_calls[1].output.startswith("1\tdef greet(name):")
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_project_since_and_config_dir(
