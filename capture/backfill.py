@@ -229,6 +229,17 @@ class _Batch:
         self.states: dict[Path, dict[str, Any]] = {}  # state file -> state to write
         self.report = IngestReport()
         self.bytes = 0
+        self.folders: dict[Path, Path] = {}  # resolved folders of the files read
+
+    def resolve(self, path: Path) -> Path:
+        """``path.resolve()``, resolving each folder once (an import reads many files of
+        one folder)."""
+        if path.is_symlink():
+            return path.resolve()
+        folder = self.folders.get(path.parent)
+        if folder is None:
+            folder = self.folders[path.parent] = path.parent.resolve()
+        return folder / path.name
 
     def full(self) -> bool:
         return len(self.traces) >= BATCH_TURNS or self.bytes >= BATCH_BYTES
@@ -339,11 +350,11 @@ def import_file(
         paths.ensure_dir(paths.data_dir())  # mkdir leaves the parents it makes world-readable
         state_root = paths.state_dir()
     store = store or TraceStorage(paths.traces_dir())
-    path = path.resolve()
-    now = time.time() if now is None else now
-    result = FileResult(path)
     own = batch is None
     batch = _Batch(store) if batch is None else batch
+    path = batch.resolve(path)
+    now = time.time() if now is None else now
+    result = FileResult(path)
     with _file_state(state_root, path) as (state_path, state), path.open("rb") as fh:
         st = os.fstat(fh.fileno())
         known = state.inode != 0

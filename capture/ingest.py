@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import xxhash
 from pydantic import ValidationError
 
 from capture import paths
@@ -54,7 +55,7 @@ NEAR_SECONDS = 300.0  # a prompt-less trace matches a stored one started this cl
 _TAIL = 64  # bytes before the indexed end whose hash tells the file was not replaced
 
 # An index of another layout is dropped and rebuilt from traces.jsonl (it is only a cache).
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: xxh3 digests
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS traces(
     trace_id TEXT PRIMARY KEY,
@@ -95,7 +96,8 @@ class IngestReport:
 
 
 def _digest(line: bytes) -> bytes:
-    return hashlib.blake2b(line, digest_size=16).digest()
+    # only tells whether a version changed (not a security boundary): the fastest hash
+    return xxhash.xxh3_128_digest(line)
 
 
 def _key(*parts: str) -> str:
@@ -384,15 +386,21 @@ def ingest(traces: Iterable[ClaudeTrace], store: TraceStorage | None = None) -> 
     """Store new traces, merge those already stored, skip what changes nothing."""
     store = store or TraceStorage(paths.traces_dir())
     batch = list(traces)
+    # encoded before the lock is taken: most traces are new and written as they come, and
+    # parallel imports then only wait for each other's lookups and writes
+    lines = {id(t): encode(t) for t in batch}
     try:
-        return _ingest(batch, store, fresh=False)
+        return _ingest(batch, lines, store, fresh=False)
     except sqlite3.DatabaseError:
         # a corrupt index: rebuild it from traces.jsonl (what was appended stays appended,
         # and the second pass finds it there)
-        return _ingest(batch, store, fresh=True)
+        return _ingest(batch, lines, store, fresh=True)
 
 
-def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> IngestReport:
+def _ingest(
+    traces: list[ClaudeTrace], lines: dict[int, bytes], store: TraceStorage, fresh: bool
+) -> IngestReport:
+    """``lines``: the encoded traces, by ``id``."""
     report = IngestReport()
     pending = _Pending()  # versions to append, and their keys: repeats inside one call
     with _locked_index(store, fresh) as index:
@@ -410,7 +418,7 @@ def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> Inge
                 report.new += 1
                 pending.remember(trace, keys)
                 continue
-            if found and found[1] == _digest(encode(trace)):
+            if found and found[1] == _digest(lines[id(trace)]):
                 report.unchanged += 1
                 continue
             tid = target or (found[0] if found else trace.trace_id)
@@ -422,9 +430,9 @@ def _ingest(traces: list[ClaudeTrace], store: TraceStorage, fresh: bool) -> Inge
             report.merged += 1
             pending.remember(merged, _keys_of(merged))
         report.written = list(pending.traces.values())
-        lines = [encode(t) for t in report.written]
-        before, offsets = store.append_lines(lines)
-        index.appended(before, offsets, lines, report.written)
+        out = [lines.get(id(t)) or encode(t) for t in report.written]
+        before, offsets = store.append_lines(out)
+        index.appended(before, offsets, out, report.written)
     return report
 
 

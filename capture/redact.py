@@ -1353,10 +1353,19 @@ class Redactor:
         root: list[Any] = [None]
         # (container, key/index, value) still to copy
         stack: list[tuple[Any, Any, Any]] = [(root, 0, obj)]
+        # long strings repeat within one object too (a tool's output is also in its
+        # structured result): each is scanned once (short ones have the LRU cache)
+        long: dict[str, str] = {}
         while stack:
             parent, slot, value = stack.pop()
             if isinstance(value, str):
-                parent[slot] = self.redact_text(value)
+                if len(value) > _CACHE_MAX_LEN:
+                    done = long.get(value)
+                    if done is None:
+                        done = long[value] = self.redact_text(value)
+                    parent[slot] = done
+                else:
+                    parent[slot] = self.redact_text(value)
             elif isinstance(value, dict):
                 new: dict[Any, Any] = {}
                 parent[slot] = new

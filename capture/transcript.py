@@ -20,6 +20,8 @@ reader can stop and resume at the start of any prompt line.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -306,7 +308,7 @@ class Subagent:
         meta: Any = {}
         meta_path = path.with_suffix(".meta.json")
         # older versions write no meta file: the Agent call's result links it then
-        if _within(meta_path, path.parent.resolve()):
+        if _regular(meta_path):  # in the agent file's folder, so (not a link) nowhere else
             with suppress(OSError, ValueError):
                 meta = parse_line(meta_path.read_bytes())
         meta = meta if isinstance(meta, dict) else {}
@@ -353,30 +355,37 @@ class Subagent:
         return turn.prompt_id is not None and self.prompt_id() == turn.prompt_id
 
 
-def _within(path: Path, folder: Path) -> bool:
-    """A regular file inside ``folder`` (resolved), not a link that leads elsewhere."""
+def _regular(path: Path) -> bool:
+    """A regular file, not a link (that could lead anywhere)."""
     try:
-        return path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(folder)
+        return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
 
 
 def subagent_files(transcript: Path) -> dict[str, Path]:
-    """``agent-<id>.jsonl`` files next to a session transcript, by agent id."""
+    """``agent-<id>.jsonl`` files next to a session transcript, by agent id: only files
+    that are really in the transcript's folder (no link leads out of it)."""
     folder = transcript.with_suffix("") / "subagents"
     if not folder.is_dir():
         return {}
-    root = transcript.parent.resolve()
+    try:
+        # the folder is checked once; a file in it that is not a link is then inside too
+        if not folder.resolve(strict=True).is_relative_to(transcript.parent.resolve()):
+            return {}
+    except OSError:
+        return {}
     return {
         p.stem.removeprefix("agent-"): p
         for p in sorted(folder.glob("agent-*.jsonl"))
-        if _within(p, root)
+        if _regular(p)
     }
 
 
 def subagents_of(transcript: Path, extra: dict[str, Path] | None = None) -> list[Subagent]:
-    found = {**subagent_files(transcript), **(extra or {})}
-    return [Subagent.at(aid, p) for aid, p in found.items() if p.is_file()]
+    given = {aid: p for aid, p in (extra or {}).items() if p.is_file()}
+    found = {**subagent_files(transcript), **given}
+    return [Subagent.at(aid, p) for aid, p in found.items()]
 
 
 def add_subagent_calls(turn: TurnDraft, sub: Subagent, lines: list[dict[str, Any]]) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from capture.redact import redact
-from capture.schema import ANTHROPIC, CaptureSource, ClaudeTrace, ToolCall, trace_id_for
+from capture.schema import ANTHROPIC, CaptureSource, ClaudeTrace, trace_id_for
 from capture.signals import extract_signals
 
 # Tools that start a subagent (``Task`` in older Claude Code versions).
@@ -300,54 +300,55 @@ def to_trace(turn: TurnDraft) -> ClaudeTrace:
     """The finished, redacted trace of one merged turn."""
     calls = list(turn.calls.values())
     _link_subagents(calls)
+    # The record is built as plain data, redacted, then validated once: secrets go before
+    # anything is derived from the text, so signals never hold one.
     tool_calls = [
-        ToolCall(
-            tool=c.tool,
-            args=c.args,
-            output=c.output,
-            reasoning=c.reasoning,
-            thinking=c.thinking,
-            tool_use_id=c.tool_use_id,
-            success=c.success is not False,
-            error=c.error,
-            is_interrupt=c.is_interrupt,
-            duration_ms=c.duration_ms,
-            started_at=_dt(c.started_at),
-            ended_at=_dt(c.ended_at),
-            tool_response=c.tool_response,
-            message_id=c.message_id,
-            batch=c.batch,
-            agent_id=c.agent_id,
-            agent_type=c.agent_type,
-            parent_tool_use_id=c.parent_tool_use_id,
-        )
+        {
+            "tool": c.tool,
+            "args": c.args,
+            "output": c.output,
+            "reasoning": c.reasoning,
+            "thinking": c.thinking,
+            "tool_use_id": c.tool_use_id,
+            "success": c.success is not False,
+            "error": c.error,
+            "is_interrupt": c.is_interrupt,
+            "duration_ms": c.duration_ms,
+            "started_at": _dt(c.started_at),
+            "ended_at": _dt(c.ended_at),
+            "tool_response": c.tool_response,
+            "message_id": c.message_id,
+            "batch": c.batch,
+            "agent_id": c.agent_id,
+            "agent_type": c.agent_type,
+            "parent_tool_use_id": c.parent_tool_use_id,
+        }
         for c in _order(calls)
     ]
     started = _dt(turn.started_at)
-    trace = ClaudeTrace(
-        trace_id=trace_id_for(
+    record = {
+        "trace_id": trace_id_for(
             turn.session_id, turn.prompt_id, turn.prompt, started.isoformat() if started else ""
         ),
-        user_prompt=turn.prompt,
-        tool_calls=tool_calls,
-        claude_response=turn.response,
-        started_at=started,
-        ended_at=_dt(turn.ended_at),
-        session_id=turn.session_id,
-        prompt_id=turn.prompt_id,
-        cwd=turn.cwd,
-        git_branch=turn.git_branch,
-        model=turn.model,
-        claude_code_version=turn.version,
-        permission_mode=turn.permission_mode,
-        system_prompt_id=turn.system_prompt_id,
-        tools_id=turn.tools_id,
-        served_by=turn.served_by,
-        sources=sorted(turn.sources, key=SOURCE_PRIORITY.index),
-        complete=turn.complete,
-    )
-    # Redact before anything is derived from the text, so signals never hold a secret.
-    trace = ClaudeTrace.model_validate(redact(trace.record()))
+        "user_prompt": turn.prompt,
+        "tool_calls": tool_calls,
+        "claude_response": turn.response,
+        "started_at": started,
+        "ended_at": _dt(turn.ended_at),
+        "session_id": turn.session_id,
+        "prompt_id": turn.prompt_id,
+        "cwd": turn.cwd,
+        "git_branch": turn.git_branch,
+        "model": turn.model,
+        "claude_code_version": turn.version,
+        "permission_mode": turn.permission_mode,
+        "system_prompt_id": turn.system_prompt_id,
+        "tools_id": turn.tools_id,
+        "served_by": turn.served_by,
+        "sources": sorted(turn.sources, key=SOURCE_PRIORITY.index),
+        "complete": turn.complete,
+    }
+    trace = ClaudeTrace.model_validate(redact(record))
     trace.reasoning_signals = extract_signals(trace)
     return trace
 
