@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from tqdm import tqdm
 
 from capture import paths, signals
@@ -146,11 +147,21 @@ class FileState:
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
+    # a temporary name of this process's own: an import and a watcher may save at once
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh)
-    os.replace(tmp, path)
+    try:
+        try:
+            view = memoryview(orjson.dumps(state))
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)  # (a full disk): no leftover; the old state stands
+        raise
 
 
 def _head(fh: Any, length: int) -> str:

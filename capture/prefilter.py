@@ -56,14 +56,14 @@ class Prefilter:
     def __init__(self, groups: Sequence[Sequence[tuple[str, int]] | None], name: str) -> None:
         import hyperscan  # optional: callers run every pattern without it
 
-        self._hs = hyperscan
+        self._hs: Any = hyperscan
         self.name = name
         self.always = {i for i, pats in enumerate(groups) if pats is None}
         # The cache is keyed by the Python patterns and this module's source (the rewriting
         # rules), so a cache hit needs no rewriting at all (~40 ms for the redactor's rules).
         key = hashlib.sha256(
             repr(
-                (hyperscan.__version__, platform.machine(), _source_digest(), list(groups))
+                (self._hs.__version__, platform.machine(), _source_digest(), list(groups))
             ).encode()
         ).hexdigest()[:24]
         self._wide = self._load(groups, f"{name}-prefilter-{key}-utf8.hsdb", wide=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import suppress
+from typing import Final
 
 from capture.prefilter import Prefilter
 from capture.schema import (
@@ -273,9 +274,14 @@ def _texts(trace: ClaudeTrace, with_answer: bool = True) -> Iterator[str]:
         yield chosen[i]
 
 
-def _sentences_of(trace: ClaudeTrace) -> list[tuple[str, str]]:
+_CUES: Final = (CONSTRAINT, PRUNING, CORRECTION)  # the prefilter's groups, in this order
+_EVERY_CUE: Final = frozenset(range(len(_CUES)))
+
+
+def _sentences_of(trace: ClaudeTrace) -> list[tuple[str, str, frozenset[int]]]:
     """The sentences of the trace's texts (in :func:`_texts` order) that hold a cue of
-    some kind, with their lower-cased copies: split once, then searched for each kind."""
+    some kind, with their lower-cased copies and the cues (indexes into ``_CUES``) that
+    may be in them: split once, then searched for each kind."""
     out = []
     pre = _cue_prefilter
     for text in _texts(trace):
@@ -283,8 +289,10 @@ def _sentences_of(trace: ClaudeTrace) -> list[tuple[str, str]]:
             low = s.lower()
             may = pre.candidates(low) if pre is not None else None
             # most sentences hold none: one search (or one Hyperscan scan), not three
-            if may or (may is None and _ANY_CUE.search(low)):
-                out.append((s, low))
+            if may:
+                out.append((s, low, frozenset(may)))
+            elif may is None and _ANY_CUE.search(low):
+                out.append((s, low, _EVERY_CUE))
     return out
 
 
@@ -298,14 +306,16 @@ def use_prefilter() -> None:
     global _cue_prefilter
     if _cue_prefilter is None:
         with suppress(Exception):
-            cues = (CONSTRAINT, PRUNING, CORRECTION)
-            _cue_prefilter = Prefilter([[(p.pattern, p.flags)] for p in cues], "cues")
+            _cue_prefilter = Prefilter([[(p.pattern, p.flags)] for p in _CUES], "cues")
 
 
-def _collect(sents: list[tuple[str, str]], pattern: re.Pattern[str]) -> list[str]:
+def _collect(sents: list[tuple[str, str, frozenset[int]]], pattern: re.Pattern[str]) -> list[str]:
+    """The sentences in which ``pattern`` (one of ``_CUES``) finds a cue (at most
+    ``MAX_ITEMS``)."""
+    cue = _CUES.index(pattern)
     out: list[str] = []
-    for s, low in sents:
-        if pattern.search(low):
+    for s, low, may in sents:
+        if cue in may and pattern.search(low):
             item = s[:MAX_ITEM_CHARS]
             if item not in out:
                 out.append(item)

@@ -373,13 +373,17 @@ def subagent_files(transcript: Path) -> dict[str, Path]:
         # the folder is checked once; a file in it that is not a link is then inside too
         if not folder.resolve(strict=True).is_relative_to(transcript.parent.resolve()):
             return {}
+        with os.scandir(folder) as entries:  # (no stat per file: a link is not a file)
+            names = sorted(
+                e.name
+                for e in entries
+                if e.name.startswith("agent-")
+                and e.name.endswith(".jsonl")
+                and e.is_file(follow_symlinks=False)
+            )
     except OSError:
         return {}
-    return {
-        p.stem.removeprefix("agent-"): p
-        for p in sorted(folder.glob("agent-*.jsonl"))
-        if _regular(p)
-    }
+    return {name[len("agent-") : -len(".jsonl")]: folder / name for name in names}
 
 
 def subagents_of(transcript: Path, extra: dict[str, Path] | None = None) -> list[Subagent]:
