@@ -34,8 +34,7 @@ def basic_expectations(trace) -> None:  # type: ignore[no-untyped-def]
     assert ls.reasoning == ""
     assert grep.batch == ls.batch == 1 and read.batch == 0 and edit.batch == 3
     assert (
-        grep.output
-        == "src/app.py:4:def main():\nsrc/util.py:1:def greet(name):\n"
+        grep.output == "src/app.py:4:def main():\nsrc/util.py:1:def greet(name):\n"
         "src/util.py:5:def shout(name):"
     )
     assert fail.success is False and fail.args["command"] == "cat notes-missing.txt"

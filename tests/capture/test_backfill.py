@@ -345,8 +345,36 @@ def test_session_files_skip_links_out_of_the_folder(tmp_path: Path) -> None:
     (s9 / "subagents").mkdir()
     (s9 / "subagents" / "agent-y.jsonl").write_text("{}\n")
     (s9 / "subagents" / "agent-y.meta.json").symlink_to(elsewhere / "agent-y.meta.json")
+    (s9 / "subagents" / "agent-z.jsonl").symlink_to(elsewhere / "agent-x.jsonl")
     (sub,) = subagents_of(projects / PROJECT / "s9.jsonl")
     assert sub.agent_id == "y" and sub.tool_use_id is None
+
+
+def test_a_state_that_cannot_be_saved_leaves_no_temporary_file_and_a_rerun_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(turn("s1", "one"))
+    age(path)
+    assert imp(path, tmp_path).report.new == 1
+    with path.open("ab") as fh:
+        fh.write(turn("s1", "two"))
+    age(path)
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        imp(path, tmp_path)
+    monkeypatch.undo()
+    assert not list((tmp_path / "state").rglob("*.tmp"))
+    # the trace was stored before the state: the rerun finds it there, nothing twice
+    r = imp(path, tmp_path)
+    assert r.report.new == 0 and r.report.unchanged >= 1
+    assert [t.user_prompt for t in store_of(tmp_path).load_traces()] == ["one", "two"]
+    assert imp(path, tmp_path).skipped
 
 
 def test_large_transcript_imports_in_bounded_memory(tmp_path: Path) -> None:

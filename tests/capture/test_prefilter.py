@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from capture import signals
+from capture import prefilter, signals
 from capture.prefilter import Prefilter
 from capture.schema import ClaudeTrace, ToolCall
 from tests.capture.labelled_snippets import DEV, HELD_OUT, ROUND1, ROUND2
@@ -63,6 +63,26 @@ def test_a_group_without_patterns_is_always_a_candidate() -> None:
     p = Prefilter([None, [("zzz", 0)]], "test")
     assert p.candidates("abc") == {0}
     assert p.candidates("zzz") == {0, 1}
+
+
+def test_a_cached_prefilter_is_loaded_without_rewriting_and_keeps_its_always_groups(
+    bc_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = [[("abc", 0)], [("(", 0)], None]  # "(" does not parse: always a candidate
+    first = Prefilter(groups, "test-cache")
+    assert first.always == {1, 2}
+    assert len(list((bc_home / "cache").glob("test-cache-prefilter-*.hsdb"))) == 2
+
+    def no_rewriting(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("a cache hit rewrites no pattern")
+
+    monkeypatch.setattr(prefilter, "hs_syntax", no_rewriting)
+    again = Prefilter(groups, "test-cache")
+    assert again.always == {1, 2}
+    assert again.candidates("xyz") == {1, 2} and again.candidates("xabcx") == {0, 1, 2}
+    # other patterns are another key: compiled (here: rewriting is needed, and fails)
+    with pytest.raises(AssertionError, match="rewrites no pattern"):
+        Prefilter([[("abd", 0)]], "test-cache")
 
 
 # --- the signal extractor's cues ---------------------------------------------------------------

@@ -858,6 +858,26 @@ def anthropic_message() -> dict[str, Any]:
     }
 
 
+def test_a_long_string_repeated_in_an_object_is_redacted_everywhere_and_scanned_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a tool's output is also in its structured result: 64 KB outputs were scanned twice
+    r = Redactor(prefilter=False)
+    text = "compiled module\n" * 100 + f"export TOKEN={GH_PAT}\n"
+    scanned: list[str] = []
+    scan = r._redact_text
+
+    def counted(t: str) -> str:
+        scanned.append(t)
+        return scan(t)
+
+    monkeypatch.setattr(r, "_redact_text", counted)
+    out = r.redact({"output": text, "tool_response": {"stdout": text}, "also": [text, "x"]})
+    assert out["output"] == out["tool_response"]["stdout"] == out["also"][0]
+    assert GH_PAT not in out["output"] and out["output"] == scan(text)
+    assert scanned.count(text) == 1
+
+
 def test_hook_payload_is_redacted_deeply() -> None:
     pw = mixed(18, 140)
     env = "DEBUG=1\nDB_PASSWORD=" + pw + "\nANTHROPIC_API_KEY=" + ANTHROPIC_API + "\n"

@@ -135,6 +135,23 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert store.count() == 16 * 50 and not store.problems
 
 
+def test_a_batch_of_huge_and_many_small_lines_is_written_whole_and_in_order(
+    tmp_path: Path,
+) -> None:
+    """One append is split into several writes (at most ~1 MB and 512 parts each): every
+    line still lands whole, in order, after what was there."""
+    store = TraceStorage(tmp_path)
+    store.append([trace(0)])
+    before = store.path.read_bytes()
+    lines = [b'{"n":%d}' % i for i in range(1500)]
+    lines[700] = b'{"big":"' + b"x" * (3 << 20) + b'"}'
+    lines[701] = b'{"big":"' + b"y" * 700_000 + b'"}'
+    end, offsets = store.append_lines(lines)
+    data = store.path.read_bytes()
+    assert end == len(before) and data == before + b"".join(line + b"\n" for line in lines)
+    assert all(data[o : o + len(line)] == line for o, line in zip(offsets, lines, strict=True))
+
+
 def test_a_full_disk_leaves_the_store_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
