@@ -1350,36 +1350,39 @@ class Redactor:
         return self._redact(obj)
 
     def _redact(self, obj: Any) -> Any:
-        root: list[Any] = [None]
-        # (container, key/index, value) still to copy
-        stack: list[tuple[Any, Any, Any]] = [(root, 0, obj)]
         # long strings repeat within one object too (a tool's output is also in its
         # structured result): each is scanned once (short ones have the LRU cache)
         long: dict[str, str] = {}
+
+        def text(value: str) -> str:
+            if len(value) <= _CACHE_MAX_LEN:
+                return self.redact_text(value)
+            done = long.get(value)
+            if done is None:
+                done = long[value] = self.redact_text(value)
+            return done
+
+        root: list[Any] = [None]
+        # (container, key/index, value) still to copy; strings and other scalars are done
+        # where they are met (most of a trace), containers wait on the stack
+        stack: list[tuple[Any, Any, Any]] = [(root, 0, obj)]
         while stack:
             parent, slot, value = stack.pop()
-            if isinstance(value, str):
-                if len(value) > _CACHE_MAX_LEN:
-                    done = long.get(value)
-                    if done is None:
-                        done = long[value] = self.redact_text(value)
-                    parent[slot] = done
-                else:
-                    parent[slot] = self.redact_text(value)
-            elif isinstance(value, dict):
+            if isinstance(value, dict):
                 new: dict[Any, Any] = {}
                 parent[slot] = new
                 pair_value = _pair_credential(value)
                 for k, v in value.items():
-                    if (
-                        isinstance(v, str)
-                        and v
-                        and (
+                    if isinstance(v, str):
+                        if v and (
                             (isinstance(k, str) and is_credential_key(k))
                             or (pair_value and k == "value")
-                        )
-                    ):
-                        new[k] = marker(CREDENTIAL)
+                        ):
+                            new[k] = marker(CREDENTIAL)
+                        else:
+                            new[k] = text(v)
+                    elif v is None or isinstance(v, _SCALARS):
+                        new[k] = v
                     else:
                         new[k] = None
                         stack.append((new, k, v))
@@ -1390,12 +1393,23 @@ class Redactor:
                     stack.append((parent, slot, _TupleDone(items)))
                 else:
                     parent[slot] = items
-                stack.extend((items, i, v) for i, v in enumerate(value))
+                for i, v in enumerate(value):
+                    if isinstance(v, str):
+                        items[i] = text(v)
+                    elif v is None or isinstance(v, _SCALARS):
+                        items[i] = v
+                    else:
+                        stack.append((items, i, v))
+            elif isinstance(value, str):
+                parent[slot] = text(value)
             elif isinstance(value, _TupleDone):
                 parent[slot] = tuple(value.items)
             else:
                 parent[slot] = value
         return root[0]
+
+
+_SCALARS: Final = (bool, int, float)
 
 
 class _TupleDone:
