@@ -6,22 +6,22 @@ them into traces through the one assembler (``capture.transcript`` → ``capture
 → ``capture.ingest``), so a prompt already captured by the hooks or the proxy is merged,
 never duplicated. ``capture.watcher`` calls ``import_file`` for every change it sees.
 
-Incremental and safe to interrupt. Per transcript file, ``$BC_HOME/state/transcripts/
-<hash of path>.json`` remembers the inode, a hash of the first bytes and the byte offset
-to go on from; a file that was truncated or replaced is read again from the start. A
-turn is written only once it is complete: the next prompt follows it, its final answer
-is in, Claude Code exited (``cost-state``), or the file has been idle ``IDLE_SECONDS``.
-The offset kept is the start of the last turn, so what is appended to a turn is never
-lost; re-reading is harmless because ``ingest`` skips what changes nothing. State is
-saved after every batch that was ingested, so an interrupted import resumes where it
-stopped. A file is read as a stream: memory is bounded by its largest turn.
+Incremental and safe to interrupt. Per transcript file, the registry
+(``capture.registry``, ``$BC_HOME/state/transcripts.sqlite``) remembers the inode, a hash
+of the first bytes and the byte offset to go on from; a file that was truncated or
+replaced is read again from the start. A turn is written only once it is complete: the
+next prompt follows it, its final answer is in, Claude Code exited (``cost-state``), or
+the file has been idle ``IDLE_SECONDS``. The offset kept is the start of the last turn,
+so what is appended to a turn is never lost; re-reading is harmless because ``ingest``
+skips what changes nothing (which also makes an import and a watcher that read the same
+file at once harmless). States are saved after every batch that was ingested, so an
+interrupted import resumes where it stopped. A file is read as a stream: memory is
+bounded by its largest turn.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import multiprocessing
 import os
 import re
@@ -36,13 +36,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from tqdm import tqdm
 
 from capture import paths, signals
 from capture.errors import BCError
 from capture.ingest import IngestReport, ingest
 from capture.redact import default_redactor
+from capture.registry import Registry, registry
 from capture.schema import ClaudeTrace
 from capture.store import Problem, TraceStorage
 from capture.transcript import (
@@ -136,32 +136,12 @@ class FileState:
     agent_turns: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, transcript: Path) -> FileState:
-        try:
-            data = json.loads(path.read_text())
-            if isinstance(data, dict) and data.get("path") == str(transcript):
-                return cls(**data)
-        except (OSError, ValueError, TypeError):
-            pass  # missing or unreadable state: read the file from the start
+    def of(cls, saved: dict[str, Any] | None, transcript: Path) -> FileState:
+        """The ``saved`` state if it is one of ``transcript``, else a state of nothing read."""
+        if saved is not None and saved.get("path") == str(transcript):
+            with suppress(TypeError):  # a state of another layout: read from the start
+                return cls(**saved)
         return cls(str(transcript))
-
-
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    # a temporary name of this process's own: an import and a watcher may save at once
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            view = memoryview(orjson.dumps(state))
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)  # (a full disk): no leftover; the old state stands
-        raise
 
 
 def _head(fh: Any, length: int) -> str:
@@ -169,22 +149,12 @@ def _head(fh: Any, length: int) -> str:
     return hashlib.blake2b(fh.read(length), digest_size=16).hexdigest()
 
 
-@contextmanager
-def _file_state(state_root: Path, transcript: Path) -> Iterator[tuple[Path, FileState]]:
-    """The state of one transcript, locked: an import and a watcher never read it at once."""
-    folder = state_root / "transcripts"
-    name = hashlib.blake2b(str(transcript).encode(), digest_size=16).hexdigest()
-    try:
-        lock = os.open(folder / f"{name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    except FileNotFoundError:  # the first file (mkdir would also tighten the modes)
-        paths.ensure_dir(paths.ensure_dir(state_root) / "transcripts")
-        lock = os.open(folder / f"{name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        state_path = folder / f"{name}.json"
-        yield state_path, FileState.load(state_path, transcript)
-    finally:
-        os.close(lock)
+def _registry(state_root: Path | None) -> Registry:
+    """The registry of ``state_root`` (default: ``$BC_HOME/state``)."""
+    if state_root is None:
+        paths.ensure_dir(paths.data_dir())  # mkdir leaves the parents it makes world-readable
+        state_root = paths.state_dir()
+    return registry(state_root)
 
 
 # --- one file -----------------------------------------------------------------------------
@@ -234,10 +204,10 @@ class _Batch:
     one batch across files, so many small sessions cost one index lock and one append.
     """
 
-    def __init__(self, store: TraceStorage) -> None:
-        self.store = store
+    def __init__(self, store: TraceStorage, registry: Registry) -> None:
+        self.store, self.registry = store, registry
         self.traces: list[ClaudeTrace] = []
-        self.states: dict[Path, dict[str, Any]] = {}  # state file -> state to write
+        self.states: dict[str, dict[str, Any]] = {}  # transcript path -> state to save
         self.report = IngestReport()
         self.bytes = 0
         self.folders: dict[Path, Path] = {}  # resolved folders of the files read
@@ -259,8 +229,7 @@ class _Batch:
         if self.traces:
             self.report.add(ingest(self.traces, self.store))
             self.traces = []
-        for path, state in self.states.items():
-            _save_state(path, state)
+        self.registry.put(self.states)
         self.states = {}
         self.bytes = 0
 
@@ -272,12 +241,11 @@ class _Reader:
         self,
         path: Path,
         state: FileState,
-        state_path: Path,
         result: FileResult,
         on_bytes: Callable[[int], None] | None,
         batch: _Batch,
     ) -> None:
-        self.path, self.state, self.state_path = path, state, state_path
+        self.path, self.state = path, state
         self.result, self.on_bytes, self.batch = result, on_bytes, batch
         self.subs = subagents_of(path)
         self.flushed = state.offset  # bytes read up to the last flush
@@ -305,7 +273,7 @@ class _Reader:
         """Queue ``resume`` as where the next read starts, saved once the traces read so
         far are ingested (now, if the batch is full)."""
         self.state.offset, self.state.line = resume.offset, resume.line
-        self.batch.states[self.state_path] = asdict(self.state)
+        self.batch.states[self.state.path] = asdict(self.state)
         self.batch.bytes += read_to - self.flushed
         if self.batch.full():
             self.batch.flush()
@@ -357,16 +325,14 @@ def import_file(
 
     ``batch``: queue its traces there (``import_files``) instead of storing them before
     returning; the counts of what was stored are then the batch's, not the result's."""
-    if state_root is None:
-        paths.ensure_dir(paths.data_dir())  # mkdir leaves the parents it makes world-readable
-        state_root = paths.state_dir()
-    store = store or TraceStorage(paths.traces_dir())
     own = batch is None
-    batch = _Batch(store) if batch is None else batch
+    if batch is None:
+        batch = _Batch(store or TraceStorage(paths.traces_dir()), _registry(state_root))
     path = batch.resolve(path)
     now = time.time() if now is None else now
     result = FileResult(path)
-    with _file_state(state_root, path) as (state_path, state), path.open("rb") as fh:
+    with path.open("rb") as fh:
+        state = FileState.of(batch.registry.get(path), path)
         st = os.fstat(fh.fileno())
         known = state.inode != 0
         if known and (
@@ -376,7 +342,7 @@ def import_file(
         ):
             state, result.replaced = FileState(str(path)), True
         idle_now = now - st.st_mtime >= idle
-        reader = _Reader(path, state, state_path, result, on_bytes, batch)
+        reader = _Reader(path, state, result, on_bytes, batch)
         start, subagent_changed = _rewind(state, reader.subs)
         if st.st_size == state.size and not subagent_changed and not (state.pending and idle_now):
             result.skipped = True
@@ -480,7 +446,7 @@ def import_files(
         return _import_in_parallel(files, store, state_root, since, idle, on_bytes, jobs)
     summary = ImportSummary()
     cutoff = since.timestamp() if since else None
-    batch = _Batch(store or TraceStorage(paths.traces_dir()))
+    batch = _Batch(store or TraceStorage(paths.traces_dir()), _registry(state_root))
     for path in files:
         size = _size(path)
         result = None
@@ -521,9 +487,10 @@ def _import_in_parallel(
 ) -> ImportSummary:
     """``import_files`` over chunks of ``files`` in ``jobs`` forked processes.
 
-    Safe because every writer already is: each file's state is locked while it is read,
-    and ``ingest`` serialises writers on the index lock (a turn copied into two session
-    files by ``--resume`` is still stored once, by whichever process comes second).
+    Safe because every writer already is: each process reads its own files, SQLite
+    serialises the registry's writes, and ``ingest`` serialises writers on the index lock
+    (a turn copied into two session files by ``--resume`` is still stored once, by
+    whichever process comes second).
     """
     root = (store or TraceStorage(paths.traces_dir())).root
     assert root is not None

@@ -37,14 +37,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 import xxhash
 from pydantic import ValidationError
 
-from capture import paths
+from capture import cachedb, paths
 from capture.schema import ClaudeTrace, SchemaError, load_trace
 from capture.store import TraceStorage, encode
 from capture.turns import SOURCE_PRIORITY, from_trace, merge_turn, to_trace
@@ -307,41 +306,6 @@ def _record(line: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
-    # The index is a cache rebuilt from traces.jsonl: no journal file next to it (files
-    # there must stay 0600) and no fsync; a torn index is detected and rebuilt.
-    db.execute("PRAGMA journal_mode=MEMORY")
-    db.execute("PRAGMA synchronous=OFF")
-    if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:
-        db.executescript("DROP TABLE IF EXISTS traces; DROP TABLE IF EXISTS meta;")
-        db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
-    db.executescript(_SCHEMA)
-    return db
-
-
-# An import ingests a batch per file: keep each index open between calls (per process,
-# and only while the file is the same one: another process may have rebuilt it).
-_open: dict[tuple[int, Path], tuple[int, sqlite3.Connection]] = {}
-
-
-def _index_db(path: Path, fresh: bool = False) -> sqlite3.Connection:
-    key = (os.getpid(), path)
-    cached = _open.pop(key, None)
-    if cached and not fresh and path.exists() and path.stat().st_ino == cached[0]:
-        _open[key] = cached
-        return cached[1]
-    if cached:
-        cached[1].close()
-    if fresh:
-        path.unlink(missing_ok=True)
-    db = _connect(path)
-    _open[key] = (path.stat().st_ino, db)
-    return db
-
-
 @contextmanager
 def _locked_index(store: TraceStorage, fresh: bool = False) -> Iterator[_Index]:
     """The store's index, caught up with traces.jsonl, under the ingest lock."""
@@ -350,7 +314,7 @@ def _locked_index(store: TraceStorage, fresh: bool = False) -> Iterator[_Index]:
     lock = os.open(root / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        index = _Index(store, _index_db(root / INDEX_FILE, fresh))
+        index = _Index(store, cachedb.connection(root / INDEX_FILE, INDEX_VERSION, _SCHEMA, fresh))
         index.catch_up()
         yield index
     finally:

@@ -366,12 +366,12 @@ def _regular(path: Path) -> bool:
 def subagent_files(transcript: Path) -> dict[str, Path]:
     """``agent-<id>.jsonl`` files next to a session transcript, by agent id: only files
     that are really in the transcript's folder (no link leads out of it)."""
-    folder = transcript.with_suffix("") / "subagents"
-    if not folder.is_dir():
-        return {}
+    session = transcript.with_suffix("")
+    folder = session / "subagents"
     try:
-        # the folder is checked once; a file in it that is not a link is then inside too
-        if not folder.resolve(strict=True).is_relative_to(transcript.parent.resolve()):
+        # neither step down from the transcript's folder is a link, so the files in it
+        # that are not links are inside that folder too
+        if not all(stat.S_ISDIR(os.lstat(d).st_mode) for d in (session, folder)):
             return {}
         with os.scandir(folder) as entries:  # (no stat per file: a link is not a file)
             names = sorted(

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pty
+import shutil
 import struct
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 from capture import backfill
 from capture import ingest as ingest_mod
 from capture.backfill import FileState, import_file, import_files, session_files
+from capture.registry import REGISTRY_FILE, Registry
 from capture.store import TraceStorage
 from capture.transcript import subagent_files, subagents_of
 from capture.worker import assemble_session
@@ -350,8 +352,8 @@ def test_session_files_skip_links_out_of_the_folder(tmp_path: Path) -> None:
     assert sub.agent_id == "y" and sub.tool_use_id is None
 
 
-def test_a_state_that_cannot_be_saved_leaves_no_temporary_file_and_a_rerun_finishes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_corrupt_registry_is_started_over_and_nothing_is_stored_twice(
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "p" / PROJECT / "s1.jsonl"
     path.parent.mkdir(parents=True)
@@ -361,20 +363,30 @@ def test_a_state_that_cannot_be_saved_leaves_no_temporary_file_and_a_rerun_finis
     with path.open("ab") as fh:
         fh.write(turn("s1", "two"))
     age(path)
-
-    def full_disk(src: object, dst: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", full_disk)
-    with pytest.raises(OSError, match="No space left"):
-        imp(path, tmp_path)
-    monkeypatch.undo()
-    assert not list((tmp_path / "state").rglob("*.tmp"))
-    # the trace was stored before the state: the rerun finds it there, nothing twice
-    r = imp(path, tmp_path)
-    assert r.report.new == 0 and r.report.unchanged >= 1
+    (tmp_path / "state" / REGISTRY_FILE).write_bytes(b"not a database" * 100)
+    r = imp(path, tmp_path)  # read again from the start: "one" is found stored
+    assert (r.report.new, r.report.unchanged, r.problems) == (1, 1, [])
     assert [t.user_prompt for t in store_of(tmp_path).load_traces()] == ["one", "two"]
-    assert imp(path, tmp_path).skipped
+    assert imp(path, tmp_path).skipped  # the registry works again
+
+
+def test_states_of_older_versions_move_into_the_registry(tmp_path: Path) -> None:
+    path = lay_out("basic", tmp_path / "p")
+    imp(path, tmp_path / "new", now=LATER)
+    saved = Registry(tmp_path / "new" / "state").get(path.resolve())
+    assert saved is not None
+    # an older version's home: the same store, the state in a JSON file of its own
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "new" / "traces", old / "traces")
+    legacy = old / "state" / "transcripts"
+    legacy.mkdir(parents=True)
+    (legacy / "0123abcd.json").write_text(json.dumps(saved))
+    (legacy / "0123abcd.lock").touch()
+    (legacy / "bad.json").write_text("{")
+    r = imp(path, old, now=LATER)
+    assert r.skipped and r.report.new == 0  # read nothing again: the old state was used
+    assert not legacy.exists()
+    assert Registry(old / "state").get(path.resolve()) == saved
 
 
 def test_large_transcript_imports_in_bounded_memory(tmp_path: Path) -> None:
@@ -430,14 +442,15 @@ def test_large_transcript_imports_in_bounded_memory(tmp_path: Path) -> None:
     assert store_of(tmp_path / "h2").count() == n
 
 
-def test_state_is_per_file_and_private(tmp_path: Path) -> None:
+def test_state_is_kept_per_file_in_a_private_registry(tmp_path: Path) -> None:
     path = lay_out("basic", tmp_path / "p")
     imp(path, tmp_path, now=LATER)
-    (state_file,) = (tmp_path / "state" / "transcripts").glob("*.json")
-    state = FileState(**json.loads(state_file.read_text()))
+    # one registry file for every transcript, not a file (or lock) per transcript
+    assert [f.name for f in (tmp_path / "state").iterdir()] == [REGISTRY_FILE]
+    assert (tmp_path / "state" / REGISTRY_FILE).stat().st_mode & 0o777 == 0o600
+    state = FileState(**(Registry(tmp_path / "state").get(path.resolve()) or {}))
     assert state.path == str(path.resolve()) and state.size == path.stat().st_size
     assert state.inode == path.stat().st_ino and not state.pending
-    assert state_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
