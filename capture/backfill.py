@@ -38,7 +38,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from capture import paths, signals
+from capture import paths, signals, transcript
 from capture.errors import BCError
 from capture.ingest import IngestReport, ingest
 from capture.redact import default_redactor
@@ -52,6 +52,7 @@ from capture.transcript import (
     attach_subagents,
     iter_lines,
     subagents_of,
+    turn_lines,
 )
 from capture.turns import AGENT_TOOLS, TurnDraft, to_trace
 
@@ -286,7 +287,8 @@ class _Reader:
         builder = TurnBuilder()
         turn_start = Cursor(cursor.offset, cursor.line)  # of the turn being read
         turns = 0
-        for offset, number, line in iter_lines(fh, self.path, cursor, self.result.problems):
+        lines = iter_lines(fh, self.path, cursor, self.result.problems, turn_lines())
+        for offset, number, line in lines:
             open_turn = builder.current
             done = builder.feed(line)
             if builder.current is not open_turn:  # a prompt: a new turn starts here
@@ -442,6 +444,7 @@ def import_files(
     # bulk work: the prefilters pay off at once (and forked processes share them)
     default_redactor().use_prefilter()
     signals.use_prefilter()
+    transcript.use_prefilter()
     if jobs > 1 and len(files) > 1:
         return _import_in_parallel(files, store, state_root, since, idle, on_bytes, jobs)
     summary = ImportSummary()

@@ -23,7 +23,7 @@ import os
 import platform
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
@@ -133,8 +133,33 @@ class Prefilter:
 
     def candidates(self, text: str) -> set[int] | None:
         """The groups that may match ``text``; ``None``: run them all."""
+        # lone surrogates: still bytes
+        return self._scan(text.encode("utf-8", "surrogatepass"), narrow=text.isascii())
+
+    def any_in(self) -> Callable[[bytes], bool]:
+        """A test of UTF-8 bytes (read as they are, not decoded): whether any group may
+        match them. Cheaper per call than :meth:`candidates` (~1 µs: it keeps its own
+        scratch and callback), so a test is for one thread."""
+        if self.always:
+            return lambda data: True
+        db, scratch = self._wide, self._hs.Scratch(self._wide)
+        hits: list[int] = []
+
+        def hit(group: int, start: int, end: int, flags: int, context: Any) -> None:
+            hits.append(group)
+
+        def test(data: bytes) -> bool:
+            hits.clear()
+            try:
+                db.scan(data, match_event_handler=hit, scratch=scratch)
+            except Exception:
+                return True
+            return bool(hits)
+
+        return test
+
+    def _scan(self, data: bytes, narrow: bool) -> set[int] | None:
         hits = set(self.always)
-        narrow = text.isascii()
         db = self._narrow if narrow else self._wide
         scratch = getattr(self._local, "narrow" if narrow else "wide", None)
         if scratch is None:
@@ -145,7 +170,6 @@ class Prefilter:
             hits.add(group)
 
         try:
-            data = text.encode("utf-8", "surrogatepass")  # lone surrogates: still bytes
             db.scan(data, match_event_handler=hit, scratch=scratch)
         except Exception:
             return None

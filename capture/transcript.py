@@ -6,7 +6,8 @@ Rules the real files need (see ``shared/fixtures/claude-code/README.md``):
   ``message.id`` and are merged in line order;
 * parallel tool results come as separate ``user`` lines;
 * bookkeeping lines (``queue-operation``, ``api-request*``, ``last-prompt``, …) and
-  unknown line types are skipped, never fatal; so are meta/command/compact-summary
+  unknown line types are skipped, never fatal (in an import, most without being parsed:
+  :func:`turn_lines`); so are meta/command/compact-summary
   ``user`` lines (``/compact`` and its ``compact_boundary``), which are not prompts;
 * ``parentUuid`` is not followed (attachments break the chain): file order is used;
 * subagents live in ``<session>/subagents/agent-<id>.jsonl`` (with ``agent-<id>.meta.json``
@@ -21,16 +22,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 import orjson
 
+from capture.prefilter import Prefilter
 from capture.store import Problem
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
 
@@ -64,14 +67,55 @@ class Cursor:
     line: int = 0
 
 
+# The line types ``TurnBuilder`` reads; every other type is bookkeeping to it.
+TURN_LINE_TYPES: Final = ("user", "assistant", "cost-state")
+_turn_prefilter: Prefilter | None = None
+
+
+def use_prefilter() -> None:
+    """Pass over bookkeeping lines unparsed from now on (bulk work: an import), when
+    Hyperscan is there (see :func:`turn_lines`)."""
+    global _turn_prefilter
+    if _turn_prefilter is None:
+        with suppress(Exception):  # no Hyperscan: every line is parsed
+            needles = [f'"{kind}"' for kind in TURN_LINE_TYPES] + ["\\u"]
+            _turn_prefilter = Prefilter([[(re.escape(n), 0)] for n in needles], "turn-lines")
+
+
+def turn_lines() -> Callable[[bytes], bool] | None:
+    """A test of a raw line: whether it may be one ``TurnBuilder`` reads; ``None`` before
+    :func:`use_prefilter` (every line is parsed).
+
+    Most bytes of a real transcript are bookkeeping (attachments, request snapshots: ~78%
+    of the recorded sessions), and parsing them was a fifth of an import. A plain object
+    line in none of whose bytes a turn line type is spelt (quoted, without a ``\\u``
+    escape anywhere) has another type. One Hyperscan pass decides it (plain ``in`` tests
+    cost more than parsing); anything else (not ``{"…}``) is parsed, so a malformed line
+    is still reported unless it is a well-framed bookkeeping line.
+    """
+    if _turn_prefilter is None:
+        return None
+    spelt = _turn_prefilter.any_in()
+
+    def may_be_turn_line(raw: bytes) -> bool:
+        return not (raw.startswith(b'{"') and raw.endswith(b"}\n")) or spelt(raw)
+
+    return may_be_turn_line
+
+
 def iter_lines(
-    fh: BinaryIO, path: Path, cursor: Cursor, problems: list[Problem]
+    fh: BinaryIO,
+    path: Path,
+    cursor: Cursor,
+    problems: list[Problem],
+    wanted: Callable[[bytes], bool] | None = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """``(offset, line number, object)`` of each whole line from ``cursor`` on.
 
     ``cursor`` advances past every whole line (malformed ones are reported in
     ``problems``). A last line without its newline is left unread: it is either being
-    written right now or torn, and the caller decides which.
+    written right now or torn, and the caller decides which. ``wanted``: lines for which
+    it is false are passed over unparsed (:func:`turn_lines`).
     """
     fh.seek(cursor.offset)
     for raw in fh:
@@ -80,8 +124,8 @@ def iter_lines(
         start = cursor.offset
         cursor.offset += len(raw)
         cursor.line += 1
-        if raw.isspace():  # (strip() would copy every line)
-            continue
+        if raw.isspace() or (wanted is not None and not wanted(raw)):
+            continue  # (strip() would copy every line)
         try:
             obj = parse_line(raw)
         except ValueError as exc:
@@ -97,12 +141,13 @@ class Lines:
     problems: list[Problem] = field(default_factory=list)
 
 
-def read_lines(path: Path) -> Lines:
-    """The JSON objects of a (small) transcript file; malformed and torn lines are reported."""
+def read_lines(path: Path, wanted: Callable[[bytes], bool] | None = None) -> Lines:
+    """The JSON objects of a (small) transcript file; malformed and torn lines are
+    reported. ``wanted``: as for :func:`iter_lines`."""
     out = Lines()
     cursor = Cursor()
     with path.open("rb") as fh:
-        out.lines = [obj for _, _, obj in iter_lines(fh, path, cursor, out.problems)]
+        out.lines = [obj for _, _, obj in iter_lines(fh, path, cursor, out.problems, wanted)]
         fh.seek(cursor.offset)
         if fh.read(1):
             out.problems.append(Problem(path, cursor.line + 1, "torn last line"))
@@ -408,7 +453,7 @@ def attach_subagents(
     """Attach every subagent that belongs to ``turn``; returns those attached."""
     attached = [s for s in subagents if s.belongs_to(turn)]
     for sub in attached:
-        read = read_lines(sub.path)
+        read = read_lines(sub.path, turn_lines())  # only its turns are taken from it
         problems += read.problems
         add_subagent_calls(turn, sub, read.lines)
     return attached

@@ -22,6 +22,7 @@ import pytest
 
 from capture import backfill
 from capture import ingest as ingest_mod
+from capture import transcript as transcript_mod
 from capture.backfill import FileState, import_file, import_files, session_files
 from capture.registry import REGISTRY_FILE, Registry
 from capture.store import TraceStorage
@@ -88,6 +89,52 @@ def test_fixture_imports_to_the_hook_path_trace(run: str, tmp_path: Path) -> Non
     assemble_session(session, imported_home)
     (both,) = store_of(imported_home).load_traces()
     assert both.record() == hooked.record()
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_bookkeeping_lines_passed_over_unparsed_change_no_trace(
+    run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = lay_out(run, tmp_path / "p")
+    parsed: list[bytes] = []
+    parse = transcript_mod.parse_line
+
+    def counted(raw: bytes) -> Any:
+        parsed.append(raw)
+        return parse(raw)
+
+    monkeypatch.setattr(transcript_mod, "parse_line", counted)
+    with monkeypatch.context() as m:  # as without Hyperscan: every line is parsed
+        m.setattr(transcript_mod, "_turn_prefilter", None)
+        m.setattr(transcript_mod, "use_prefilter", lambda: None)
+        every = import_files([path], store_of(tmp_path / "a"), tmp_path / "a" / "state", idle=1)
+        assert transcript_mod.turn_lines() is None
+    every_lines, parsed[:] = len(parsed), []
+    fast = import_files([path], store_of(tmp_path / "b"), tmp_path / "b" / "state", idle=1)
+    assert transcript_mod.turn_lines() is not None
+    assert every.report.new == fast.report.new == 1 and not every.problems + fast.problems
+    assert records(tmp_path / "a") == records(tmp_path / "b")
+    assert len(parsed) < every_lines  # (every recorded run has bookkeeping lines)
+
+
+def test_a_turn_line_is_never_passed_over(bc_home: Path) -> None:
+    transcript_mod.use_prefilter()
+    wanted = transcript_mod.turn_lines()
+    assert wanted is not None
+    assert not wanted(b'{"type":"attachment","attachment":{"content":"x"}}\n')
+    assert not wanted(b'{"type":"queue-operation","operation":"enqueue"}\n')
+    # a malformed line of that shape is passed over too (reading it changes no turn)
+    assert not wanted(b'{"type":"api-request-shape","shape": }\n')
+    for line in (
+        b'{"parentUuid":null,"type":"user","message":{}}\n',
+        b'{"type": "assistant", "message": {}}\n',
+        b'{"type":"cost-state"}\n',
+        b'{"type":"us\\u0065r","message":{}}\n',  # an escape anywhere: parsed to be sure
+        b"not json\n",
+        b'{"type":"attachment"}\r\n',
+        b"[1, 2]\n",
+    ):
+        assert wanted(line), line
 
 
 def test_subagent_and_compaction(tmp_path: Path) -> None:
