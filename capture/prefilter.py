@@ -138,23 +138,21 @@ class Prefilter:
 
     def any_in(self) -> Callable[[bytes], bool]:
         """A test of UTF-8 bytes (read as they are, not decoded): whether any group may
-        match them. Cheaper per call than :meth:`candidates` (~1 µs: it keeps its own
-        scratch and callback), so a test is for one thread."""
+        match them. It stops at the first match, and is cheaper per call than
+        :meth:`candidates` (~1 µs: it keeps its own scratch), so a test is for one thread."""
         if self.always:
             return lambda data: True
         db, scratch = self._wide, self._hs.Scratch(self._wide)
-        hits: list[int] = []
 
-        def hit(group: int, start: int, end: int, flags: int, context: Any) -> None:
-            hits.append(group)
+        def stop(group: int, start: int, end: int, flags: int, context: Any) -> bool:
+            return True  # one is enough: the scan ends here
 
         def test(data: bytes) -> bool:
-            hits.clear()
             try:
-                db.scan(data, match_event_handler=hit, scratch=scratch)
-            except Exception:
+                db.scan(data, match_event_handler=stop, scratch=scratch)
+            except Exception:  # ScanTerminated: found one (a failed scan: the same answer)
                 return True
-            return bool(hits)
+            return False
 
         return test
 
