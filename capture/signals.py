@@ -220,7 +220,10 @@ def sentences(text: str) -> list[str]:
     >>> sentences("It failed. Let me retry.\\nDone")
     ['It failed.', 'Let me retry.', 'Done']
     """
-    masked = mask_code(head(text, MAX_SEGMENT))
+    return _split(mask_code(head(text, MAX_SEGMENT)))
+
+
+def _split(masked: str) -> list[str]:
     return [s.strip()[:MAX_SENTENCE] for s in _SENTENCE.split(masked) if s.strip()]
 
 
@@ -240,7 +243,11 @@ def find_plan(text: str) -> str | None:
     "First I'll read the schema, then query both tables."
     """
     masked = mask_code(head(text, MAX_SEGMENT))
-    m = PLAN.search(masked.lower())
+    return _plan(masked, masked.lower())
+
+
+def _plan(masked: str, low: str) -> str | None:
+    m = PLAN.search(low)
     if m is None:
         return None
     start = masked.rfind("\n\n", 0, m.start()) + 1
@@ -276,23 +283,51 @@ def _texts(trace: ClaudeTrace, with_answer: bool = True) -> Iterator[str]:
 
 _CUES: Final = (CONSTRAINT, PRUNING, CORRECTION)  # the prefilter's groups, in this order
 _EVERY_CUE: Final = frozenset(range(len(_CUES)))
+_PLAN_GROUP: Final = len(_CUES)  # and PLAN after them
 
 
-def _sentences_of(trace: ClaudeTrace) -> list[tuple[str, str, frozenset[int]]]:
+class _Scanned:
+    """Each text of one trace masked, lower-cased and prefiltered once: the plan and the
+    cues are looked for in the same texts. ``(masked, lower-cased, groups that may
+    match)``; the groups are ``None`` without the prefilter."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, str, set[int] | None]] = {}
+
+    def __call__(self, text: str) -> tuple[str, str, set[int] | None]:
+        found = self._seen.get(text)
+        if found is None:
+            masked = mask_code(head(text, MAX_SEGMENT))
+            low = masked.lower()
+            pre = _cue_prefilter
+            found = self._seen[text] = (masked, low, pre.candidates(low) if pre else None)
+        return found
+
+
+def _plan_of(scanned: tuple[str, str, set[int] | None]) -> str | None:
+    masked, low, may = scanned
+    return None if may is not None and _PLAN_GROUP not in may else _plan(masked, low)
+
+
+def _sentences_of(trace: ClaudeTrace, scan: _Scanned) -> list[tuple[str, str, frozenset[int]]]:
     """The sentences of the trace's texts (in :func:`_texts` order) that hold a cue of
     some kind, with their lower-cased copies and the cues (indexes into ``_CUES``) that
     may be in them: split once, then searched for each kind."""
     out = []
     pre = _cue_prefilter
     for text in _texts(trace):
-        for s in sentences(text):
+        masked, _, in_text = scan(text)
+        if in_text is not None and not in_text & _EVERY_CUE:
+            continue  # most texts hold no cue anywhere: not even split
+        for s in _split(masked):
             low = s.lower()
             may = pre.candidates(low) if pre is not None else None
             # most sentences hold none: one search (or one Hyperscan scan), not three
-            if may:
-                out.append((s, low, frozenset(may)))
-            elif may is None and _ANY_CUE.search(low):
-                out.append((s, low, _EVERY_CUE))
+            if may is None:
+                if _ANY_CUE.search(low):
+                    out.append((s, low, _EVERY_CUE))
+            elif cues := _EVERY_CUE.intersection(may):
+                out.append((s, low, cues))
     return out
 
 
@@ -300,13 +335,15 @@ _cue_prefilter: Prefilter | None = None
 
 
 def use_prefilter() -> None:
-    """Prefilter sentences with Hyperscan from now on (``capture.prefilter``; same cues
-    found, ~5x faster per sentence): for bulk work such as an import, where loading the
-    database pays off. Without Hyperscan nothing changes."""
+    """Prefilter texts and sentences with Hyperscan from now on (``capture.prefilter``:
+    the cue patterns and ``PLAN``; the same signals, found several times faster): for bulk
+    work such as an import, where loading the database pays off. Without Hyperscan
+    nothing changes."""
     global _cue_prefilter
     if _cue_prefilter is None:
         with suppress(Exception):
-            _cue_prefilter = Prefilter([[(p.pattern, p.flags)] for p in _CUES], "cues")
+            groups = [[(p.pattern, p.flags)] for p in (*_CUES, PLAN)]
+            _cue_prefilter = Prefilter(groups, "cues")
 
 
 def _collect(sents: list[tuple[str, str, frozenset[int]]], pattern: re.Pattern[str]) -> list[str]:
@@ -534,10 +571,12 @@ class ReasoningSignalExtractor:
     def extract(self, trace: ClaudeTrace) -> ReasoningSignals:
         main = _main(trace)
         chain = reasoning_chain(trace)
+        scan = _Scanned()
         plan = next(
-            (p for text in _texts(trace, with_answer=False) if (p := find_plan(text))), None
+            (p for text in _texts(trace, with_answer=False) if (p := _plan_of(scan(text)))),
+            None,
         )
-        sents = _sentences_of(trace)
+        sents = _sentences_of(trace, scan)
         corrections = retried_failures(trace.tool_calls) + _collect(sents, CORRECTION)
         signals = ReasoningSignals(
             tool_sequence=[c.tool for c in main],
