@@ -249,6 +249,14 @@ class _Index:
 
     def find(self, trace: ClaudeTrace, keys: _Keys) -> tuple[str, bytes] | None:
         """(trace id, digest) of the stored trace ``trace`` is a version of, if any."""
+        # most traces of an import are new: one query tells that none of the keys is known
+        known = self.db.execute(
+            "SELECT 1 FROM traces WHERE trace_id = ? OR prompt_key = ? OR session_prompt = ? "
+            "OR turn_key = ? LIMIT 1",
+            (trace.trace_id, keys.prompt_key, keys.session_prompt, keys.turn_key),
+        ).fetchone()
+        if known is None:
+            return None
         row = self.db.execute(
             "SELECT trace_id, digest FROM traces WHERE trace_id = ?", (trace.trace_id,)
         ).fetchone()
