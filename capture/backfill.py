@@ -52,7 +52,6 @@ from capture.transcript import (
     attach_subagents,
     iter_lines,
     subagents_of,
-    turn_lines,
 )
 from capture.turns import AGENT_TOOLS, TurnDraft, to_trace
 
@@ -296,7 +295,7 @@ class _Reader:
         builder = TurnBuilder()
         turn_start = Cursor(cursor.offset, cursor.line)  # of the turn being read
         turns = 0
-        lines = iter_lines(fh, self.path, cursor, self.result.problems, turn_lines())
+        lines = iter_lines(fh, self.path, cursor, self.result.problems, only_turns=True)
         for offset, number, line in lines:
             open_turn = builder.current
             done = builder.feed(line)

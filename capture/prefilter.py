@@ -23,7 +23,7 @@ import os
 import platform
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
@@ -50,20 +50,33 @@ class Prefilter:
     ``groups[i]``: the ``(pattern, re flags)`` of group ``i``, or ``None`` (no patterns:
     always a candidate). :meth:`candidates` gives the groups one of whose patterns may
     match; a group left out cannot match, so running only the candidates gives what
-    running all of them gives. ``name`` names the cached databases.
+    running all of them gives. ``name`` names the cached databases. ``every_match``:
+    report every match, not only a pattern's first (for :meth:`match_ends`).
     """
 
-    def __init__(self, groups: Sequence[Sequence[tuple[str, int]] | None], name: str) -> None:
+    def __init__(
+        self,
+        groups: Sequence[Sequence[tuple[str, int]] | None],
+        name: str,
+        every_match: bool = False,
+    ) -> None:
         import hyperscan  # optional: callers run every pattern without it
 
         self._hs: Any = hyperscan
         self.name = name
+        self.every_match = every_match
         self.always = {i for i, pats in enumerate(groups) if pats is None}
         # The cache is keyed by the Python patterns and this module's source (the rewriting
         # rules), so a cache hit needs no rewriting at all (~40 ms for the redactor's rules).
         key = hashlib.sha256(
             repr(
-                (self._hs.__version__, platform.machine(), _source_digest(), list(groups))
+                (
+                    self._hs.__version__,
+                    platform.machine(),
+                    _source_digest(),
+                    list(groups),
+                    every_match,
+                )
             ).encode()
         ).hexdigest()[:24]
         self._wide = self._load(groups, f"{name}-prefilter-{key}-utf8.hsdb", wide=True)
@@ -80,7 +93,10 @@ class Prefilter:
             if pats is None:
                 continue
             try:
-                out += [(hs_syntax(p, f, wide), _hs_flags(self._hs, f), i) for p, f in pats]
+                flags = [_hs_flags(self._hs, f, self.every_match) for _, f in pats]
+                out += [
+                    (hs_syntax(p, f, wide), h, i) for (p, f), h in zip(pats, flags, strict=True)
+                ]
             except (ValueError, re.error):
                 self.always.add(i)
         return out
@@ -136,33 +152,35 @@ class Prefilter:
         # lone surrogates: still bytes
         return self._scan(text.encode("utf-8", "surrogatepass"), narrow=text.isascii())
 
-    def any_in(self) -> Callable[[bytes], bool]:
-        """A test of UTF-8 bytes (read as they are, not decoded): whether any group may
-        match them. It stops at the first match, and is cheaper per call than
-        :meth:`candidates` (~1 µs: it keeps its own scratch), so a test is for one thread."""
+    def match_ends(self, data: bytes) -> set[int] | None:
+        """The offsets just past every match in the UTF-8 bytes ``data`` (read as they
+        are, not decoded), of any group; ``None``: the scan failed (take every offset).
+        Needs ``every_match`` (else only a pattern's first match is reported)."""
         if self.always:
-            return lambda data: True
-        db, scratch = self._wide, self._hs.Scratch(self._wide)
+            return None
+        ends: set[int] = set()
 
-        def stop(group: int, start: int, end: int, flags: int, context: Any) -> bool:
-            return True  # one is enough: the scan ends here
+        def hit(group: int, start: int, end: int, flags: int, context: Any) -> None:
+            ends.add(end)
 
-        def test(data: bytes) -> bool:
-            try:
-                db.scan(data, match_event_handler=stop, scratch=scratch)
-            except Exception:  # ScanTerminated: found one (a failed scan: the same answer)
-                return True
-            return False
+        try:
+            self._wide.scan(data, match_event_handler=hit, scratch=self._scratch(False))
+        except Exception:
+            return None
+        return ends
 
-        return test
+    def _scratch(self, narrow: bool) -> Any:
+        """This thread's scratch space for one of the databases (scans may run at once)."""
+        scratch = getattr(self._local, "narrow" if narrow else "wide", None)
+        if scratch is None:
+            scratch = self._hs.Scratch(self._narrow if narrow else self._wide)
+            setattr(self._local, "narrow" if narrow else "wide", scratch)
+        return scratch
 
     def _scan(self, data: bytes, narrow: bool) -> set[int] | None:
         hits = set(self.always)
         db = self._narrow if narrow else self._wide
-        scratch = getattr(self._local, "narrow" if narrow else "wide", None)
-        if scratch is None:
-            scratch = self._hs.Scratch(db)
-            setattr(self._local, "narrow" if narrow else "wide", scratch)
+        scratch = self._scratch(narrow)
 
         def hit(group: int, start: int, end: int, flags: int, context: Any) -> None:
             hits.add(group)
@@ -300,8 +318,10 @@ def _source_digest() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def _hs_flags(hs: Any, flags: int) -> int:
-    out = hs.HS_FLAG_PREFILTER | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY
+def _hs_flags(hs: Any, flags: int, every_match: bool = False) -> int:
+    out = hs.HS_FLAG_PREFILTER | hs.HS_FLAG_ALLOWEMPTY
+    if not every_match:
+        out |= hs.HS_FLAG_SINGLEMATCH  # which patterns match is all that is asked
     if flags & re.IGNORECASE:
         out |= hs.HS_FLAG_CASELESS
     if flags & re.MULTILINE:

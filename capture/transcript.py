@@ -7,7 +7,7 @@ Rules the real files need (see ``shared/fixtures/claude-code/README.md``):
 * parallel tool results come as separate ``user`` lines;
 * bookkeeping lines (``queue-operation``, ``api-request*``, ``last-prompt``, …) and
   unknown line types are skipped, never fatal (in an import, most without being parsed:
-  :func:`turn_lines`); so are meta/command/compact-summary
+  :func:`iter_lines`); so are meta/command/compact-summary
   ``user`` lines (``/compact`` and its ``compact_boundary``), which are not prompts;
 * ``parentUuid`` is not followed (attachments break the chain): file order is used;
 * subagents live in ``<session>/subagents/agent-<id>.jsonl`` (with ``agent-<id>.meta.json``
@@ -24,7 +24,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,38 +69,21 @@ class Cursor:
 
 # The line types ``TurnBuilder`` reads; every other type is bookkeeping to it.
 TURN_LINE_TYPES: Final = ("user", "assistant", "cost-state")
-_turn_prefilter: Prefilter | None = None
+# Bytes read at a time when bookkeeping lines are passed over (a longer line: whole).
+RUN_BYTES: Final = 1 << 20
+_turn_lines: Prefilter | None = None
 
 
 def use_prefilter() -> None:
     """Pass over bookkeeping lines unparsed from now on (bulk work: an import), when
-    Hyperscan is there (see :func:`turn_lines`)."""
-    global _turn_prefilter
-    if _turn_prefilter is None:
+    Hyperscan is there (see :func:`iter_lines`)."""
+    global _turn_lines
+    if _turn_lines is None:
         with suppress(Exception):  # no Hyperscan: every line is parsed
-            needles = [f'"{kind}"' for kind in TURN_LINE_TYPES] + ["\\u"]
-            _turn_prefilter = Prefilter([[(re.escape(n), 0)] for n in needles], "turn-lines")
-
-
-def turn_lines() -> Callable[[bytes], bool] | None:
-    """A test of a raw line: whether it may be one ``TurnBuilder`` reads; ``None`` before
-    :func:`use_prefilter` (every line is parsed).
-
-    Most bytes of a real transcript are bookkeeping (attachments, request snapshots: ~78%
-    of the recorded sessions), and parsing them was a fifth of an import. A plain object
-    line in none of whose bytes a turn line type is spelt (quoted, without a ``\\u``
-    escape anywhere) has another type. One Hyperscan pass decides it (plain ``in`` tests
-    cost more than parsing); anything else (not ``{"…}``) is parsed, so a malformed line
-    is still reported unless it is a well-framed bookkeeping line.
-    """
-    if _turn_prefilter is None:
-        return None
-    spelt = _turn_prefilter.any_in()
-
-    def may_be_turn_line(raw: bytes) -> bool:
-        return not (raw.startswith(b'{"') and raw.endswith(b"}\n")) or spelt(raw)
-
-    return may_be_turn_line
+            needles = "|".join(re.escape(f'"{kind}"') for kind in TURN_LINE_TYPES)
+            # a line that spells one (or holds an escape: parsed to be sure), to its end
+            pattern = f"(?:{needles}|\\\\u)[^\\n]*\\n"
+            _turn_lines = Prefilter([[(pattern, 0)]], "turn-lines", every_match=True)
 
 
 def iter_lines(
@@ -108,24 +91,35 @@ def iter_lines(
     path: Path,
     cursor: Cursor,
     problems: list[Problem],
-    wanted: Callable[[bytes], bool] | None = None,
+    only_turns: bool = False,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """``(offset, line number, object)`` of each whole line from ``cursor`` on.
 
     ``cursor`` advances past every whole line (malformed ones are reported in
     ``problems``). A last line without its newline is left unread: it is either being
-    written right now or torn, and the caller decides which. ``wanted``: lines for which
-    it is false are passed over unparsed (:func:`turn_lines`).
+    written right now or torn, and the caller decides which.
+
+    ``only_turns`` (after :func:`use_prefilter`): bookkeeping lines are passed over
+    unparsed. Most bytes of a real transcript are bookkeeping (attachments, request
+    snapshots: ~78% of the recorded sessions), and parsing them was a fifth of an import.
+    A plain object line in none of whose bytes a turn line type is spelt (quoted, and no
+    ``\\u`` escape anywhere) has another type; one Hyperscan pass over a run of lines
+    finds those that do. Anything else (not ``{"…}``) is parsed, so a malformed line is
+    still reported unless it is a well-framed bookkeeping line.
     """
     fh.seek(cursor.offset)
-    for raw in fh:
+    if only_turns and _turn_lines is not None:
+        lines: Iterator[tuple[bytes, bool]] = _turn_lines_of(fh, _turn_lines)
+    else:
+        lines = ((raw, True) for raw in fh)
+    for raw, wanted in lines:
         if not raw.endswith(b"\n"):
             return
         start = cursor.offset
         cursor.offset += len(raw)
         cursor.line += 1
-        if raw.isspace() or (wanted is not None and not wanted(raw)):
-            continue  # (strip() would copy every line)
+        if not wanted or raw.isspace():  # (strip() would copy every line)
+            continue
         try:
             obj = parse_line(raw)
         except ValueError as exc:
@@ -135,19 +129,50 @@ def iter_lines(
             yield start, cursor.line, obj
 
 
+def _turn_lines_of(fh: BinaryIO, spelt: Prefilter) -> Iterator[tuple[bytes, bool]]:
+    """Each line from where ``fh`` stands (a last one without its newline too), and
+    whether it may be a turn line: read and scanned a run of whole lines at a time."""
+    for run in _runs(fh):
+        ends = spelt.match_ends(run)  # just past each line that spells a turn line type
+        pos = 0
+        while pos < len(run):
+            nl = run.find(b"\n", pos)
+            end = len(run) if nl < 0 else nl + 1
+            raw = run[pos:end]
+            framed = raw.startswith(b'{"') and raw.endswith(b"}\n")
+            yield raw, ends is None or end in ends or not framed
+            pos = end
+
+
+def _runs(fh: BinaryIO) -> Iterator[bytes]:
+    """The rest of ``fh`` as runs of whole lines, ``RUN_BYTES`` or so at a time (a longer
+    line comes whole in a run of its own); what follows the last newline comes last."""
+    pending: list[bytes] = []  # a line longer than a block, so far
+    while block := fh.read(RUN_BYTES):
+        last = block.rfind(b"\n")
+        if last < 0:
+            pending.append(block)
+            continue
+        yield b"".join([*pending, block[: last + 1]]) if pending else block[: last + 1]
+        pending = [block[last + 1 :]] if last + 1 < len(block) else []
+    if pending:
+        yield b"".join(pending)
+
+
 @dataclass
 class Lines:
     lines: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
 
-def read_lines(path: Path, wanted: Callable[[bytes], bool] | None = None) -> Lines:
+def read_lines(path: Path, only_turns: bool = False) -> Lines:
     """The JSON objects of a (small) transcript file; malformed and torn lines are
-    reported. ``wanted``: as for :func:`iter_lines`."""
+    reported. ``only_turns``: as for :func:`iter_lines`."""
     out = Lines()
     cursor = Cursor()
     with path.open("rb") as fh:
-        out.lines = [obj for _, _, obj in iter_lines(fh, path, cursor, out.problems, wanted)]
+        lines = iter_lines(fh, path, cursor, out.problems, only_turns)
+        out.lines = [obj for _, _, obj in lines]
         fh.seek(cursor.offset)
         if fh.read(1):
             out.problems.append(Problem(path, cursor.line + 1, "torn last line"))
@@ -453,7 +478,7 @@ def attach_subagents(
     """Attach every subagent that belongs to ``turn``; returns those attached."""
     attached = [s for s in subagents if s.belongs_to(turn)]
     for sub in attached:
-        read = read_lines(sub.path, turn_lines())  # only its turns are taken from it
+        read = read_lines(sub.path, only_turns=True)  # only its turns are taken from it
         problems += read.problems
         add_subagent_calls(turn, sub, read.lines)
     return attached

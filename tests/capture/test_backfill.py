@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pty
+import random
 import shutil
 import struct
 import subprocess
@@ -25,7 +26,7 @@ from capture import ingest as ingest_mod
 from capture import transcript as transcript_mod
 from capture.backfill import FileState, import_file, import_files, session_files
 from capture.registry import REGISTRY_FILE, Registry
-from capture.store import TraceStorage
+from capture.store import Problem, TraceStorage
 from capture.transcript import subagent_files, subagents_of
 from capture.worker import assemble_session
 from tests.capture.transcripts import (
@@ -105,36 +106,58 @@ def test_bookkeeping_lines_passed_over_unparsed_change_no_trace(
 
     monkeypatch.setattr(transcript_mod, "parse_line", counted)
     with monkeypatch.context() as m:  # as without Hyperscan: every line is parsed
-        m.setattr(transcript_mod, "_turn_prefilter", None)
+        m.setattr(transcript_mod, "_turn_lines", None)
         m.setattr(transcript_mod, "use_prefilter", lambda: None)
         every = import_files([path], store_of(tmp_path / "a"), tmp_path / "a" / "state", idle=1)
-        assert transcript_mod.turn_lines() is None
     every_lines, parsed[:] = len(parsed), []
     fast = import_files([path], store_of(tmp_path / "b"), tmp_path / "b" / "state", idle=1)
-    assert transcript_mod.turn_lines() is not None
+    assert transcript_mod._turn_lines is not None
     assert every.report.new == fast.report.new == 1 and not every.problems + fast.problems
     assert records(tmp_path / "a") == records(tmp_path / "b")
     assert len(parsed) < every_lines  # (every recorded run has bookkeeping lines)
 
 
-def test_a_turn_line_is_never_passed_over(bc_home: Path) -> None:
+TURN_LINES = [
+    b'{"parentUuid":null,"type":"user","message":{}}',
+    b'{"type": "assistant", "message": {}}',
+    b'{"type":"cost-state"}',
+    b'{"type":"us\\u0065r","message":{}}',  # an escape anywhere: parsed to be sure
+    b'{"type":"user","message":{"content":"' + b"x" * 5000 + b'"}}',
+    b'{"type":"user","n":1}\r',
+]
+BOOKKEEPING = [
+    b'{"type":"attachment","attachment":{"content":"x"}}',
+    b'{"type":"queue-operation","operation":"enqueue"}',
+    b'{"type":"api-request-shape","shape": }',  # malformed, but reading it changes no turn
+    b'{"type":"attachment","attachment":{"content":"' + b"y" * 5000 + b'"}}',
+]
+OTHER = [b"not json", b"[1, 2]", b"", b"   "]
+
+
+@pytest.mark.parametrize("run_bytes", [7, 100, 1 << 20])
+def test_a_turn_line_is_never_passed_over(
+    run_bytes: int, bc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``only_turns``, every turn line and every line that is not a plain object is
+    read as before; only well-framed bookkeeping lines are passed over. Runs of any size
+    (lines longer than a run, a run boundary anywhere) read the same."""
+    monkeypatch.setattr(transcript_mod, "RUN_BYTES", run_bytes)
     transcript_mod.use_prefilter()
-    wanted = transcript_mod.turn_lines()
-    assert wanted is not None
-    assert not wanted(b'{"type":"attachment","attachment":{"content":"x"}}\n')
-    assert not wanted(b'{"type":"queue-operation","operation":"enqueue"}\n')
-    # a malformed line of that shape is passed over too (reading it changes no turn)
-    assert not wanted(b'{"type":"api-request-shape","shape": }\n')
-    for line in (
-        b'{"parentUuid":null,"type":"user","message":{}}\n',
-        b'{"type": "assistant", "message": {}}\n',
-        b'{"type":"cost-state"}\n',
-        b'{"type":"us\\u0065r","message":{}}\n',  # an escape anywhere: parsed to be sure
-        b"not json\n",
-        b'{"type":"attachment"}\r\n',
-        b"[1, 2]\n",
-    ):
-        assert wanted(line), line
+    rng = random.Random(run_bytes)
+    lines = [rng.choice(TURN_LINES + BOOKKEEPING + OTHER) for _ in range(300)]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines) + b'{"type":"user"')  # torn
+    read = {}
+    for only_turns in (False, True):
+        cursor, problems = transcript_mod.Cursor(), list[Problem]()
+        with path.open("rb") as fh:
+            got = list(transcript_mod.iter_lines(fh, path, cursor, problems, only_turns))
+        read[only_turns] = (got, cursor, problems)
+    (every, end, problems), (turns, end_too, problems_too) = read[False], read[True]
+    assert end == end_too == transcript_mod.Cursor(len(path.read_bytes()) - 14, len(lines))
+    assert [p for p in problems if b"shape" not in lines[p.line - 1]] == problems_too
+    kept = [(o, n, obj) for o, n, obj in every if lines[n - 1] not in BOOKKEEPING]
+    assert turns == kept and len(turns) > 50
 
 
 def test_subagent_and_compaction(tmp_path: Path) -> None:
