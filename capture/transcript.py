@@ -132,31 +132,36 @@ def iter_lines(
 def _turn_lines_of(fh: BinaryIO, spelt: Prefilter) -> Iterator[tuple[bytes, bool]]:
     """Each line from where ``fh`` stands (a last one without its newline too), and
     whether it may be a turn line: read and scanned a run of whole lines at a time."""
-    for run in _runs(fh):
+    for run, stop in _runs(fh):
         ends = spelt.match_ends(run)  # just past each line that spells a turn line type
         pos = 0
-        while pos < len(run):
-            nl = run.find(b"\n", pos)
-            end = len(run) if nl < 0 else nl + 1
+        while pos < stop:
+            end = run.find(b"\n", pos, stop) + 1 or stop
             raw = run[pos:end]
             framed = raw.startswith(b'{"') and raw.endswith(b"}\n")
             yield raw, ends is None or end in ends or not framed
             pos = end
 
 
-def _runs(fh: BinaryIO) -> Iterator[bytes]:
+def _runs(fh: BinaryIO) -> Iterator[tuple[bytes, int]]:
     """The rest of ``fh`` as runs of whole lines, ``RUN_BYTES`` or so at a time (a longer
-    line comes whole in a run of its own); what follows the last newline comes last."""
-    pending: list[bytes] = []  # a line longer than a block, so far
+    line comes whole in a run of its own): ``(data, stop)``, the run being ``data[:stop]``
+    (what follows is read again at the start of the next: not copied twice). What
+    follows the last newline of the file comes last."""
+    pending: list[bytes] = []  # the start of a line that goes on in the next block
     while block := fh.read(RUN_BYTES):
         last = block.rfind(b"\n")
         if last < 0:
             pending.append(block)
             continue
-        yield b"".join([*pending, block[: last + 1]]) if pending else block[: last + 1]
+        if pending:
+            start = sum(map(len, pending))
+            block, last = b"".join([*pending, block]), start + last
+        yield block, last + 1
         pending = [block[last + 1 :]] if last + 1 < len(block) else []
     if pending:
-        yield b"".join(pending)
+        data = b"".join(pending)
+        yield data, len(data)
 
 
 @dataclass
