@@ -1352,14 +1352,19 @@ class Redactor:
     def _redact(self, obj: Any) -> Any:
         # long strings repeat within one object too (a tool's output is also in its
         # structured result): each is scanned once (short ones have the LRU cache)
-        long: dict[str, str] = {}
+        # (keyed by length and ends, then compared: hashing a whole 64 KB string costs
+        # nearly as much as scanning it)
+        long: dict[tuple[int, str, str], tuple[str, str]] = {}
 
         def text(value: str) -> str:
             if len(value) <= _CACHE_MAX_LEN:
                 return self.redact_text(value)
-            done = long.get(value)
-            if done is None:
-                done = long[value] = self.redact_text(value)
+            key = (len(value), value[:64], value[-64:])
+            seen = long.get(key)
+            if seen is not None and seen[0] == value:
+                return seen[1]
+            done = self.redact_text(value)
+            long[key] = (value, done)
             return done
 
         root: list[Any] = [None]
