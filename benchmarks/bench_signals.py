@@ -41,9 +41,11 @@ def big_trace(extra_reasoning: int = 0, extra_answer: int = 0) -> ClaudeTrace:
         ToolCall(
             tool="Bash" if i % 3 else "Read",
             args={"command": f"pytest tests/test_{i}.py"},
-            reasoning=REASONING,
-            thinking=REASONING,
-            output="x" * 20_000,
+            # every text different, as in a real turn (the redactor scans a repeated long
+            # string once, and the extractor masks a repeated text once)
+            reasoning=f"Step {i}. {REASONING}",
+            thinking=f"Thinking {i}. {REASONING}",
+            output=f"{i:04d} " + "x" * 20_000,
             batch=i,
         )
         for i in range(50)
