@@ -146,8 +146,8 @@ def _turn_lines_of(fh: BinaryIO, spelt: Prefilter) -> Iterator[tuple[bytes, bool
 def _runs(fh: BinaryIO) -> Iterator[tuple[bytes, int]]:
     """The rest of ``fh`` as runs of whole lines, ``RUN_BYTES`` or so at a time (a longer
     line comes whole in a run of its own): ``(data, stop)``, the run being ``data[:stop]``
-    (what follows is read again at the start of the next: not copied twice). What
-    follows the last newline of the file comes last."""
+    (not sliced out: that would copy every byte once more; what follows ``stop`` begins
+    the next run). What follows the last newline of the file comes last, alone."""
     pending: list[bytes] = []  # the start of a line that goes on in the next block
     while block := fh.read(RUN_BYTES):
         last = block.rfind(b"\n")

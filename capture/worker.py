@@ -35,14 +35,31 @@ class SessionResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _drop_spool(spool: Path, size_read: int) -> None:
-    """Delete the spool unless a hook appended to it after we read it."""
+def _drop_spool(spool: Path, size_read: int) -> bool:
+    """Delete the spool unless a hook appended to it after we read it; whether it was."""
     fd = os.open(spool, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_size == size_read:
             spool.unlink()
+            return True
+        return False
     finally:
+        os.close(fd)
+
+
+def _lock(path: Path) -> int:
+    """Hold the session's lock file ``path`` (made if missing). A session that ended
+    removes its lock file while holding it, so a worker that waited on the removed file
+    takes the lock again on the file now at ``path``: two workers never both hold it."""
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass  # removed while we waited
         os.close(fd)
 
 
@@ -50,10 +67,9 @@ def assemble_session(session_id: str, home: Path | None = None) -> SessionResult
     """Assemble (or re-assemble) one session from its spool; idempotent."""
     result = SessionResult(session_id)
     spool = paths.spool_dir(home) / f"{session_id}.jsonl"
-    state_dir = paths.ensure_dir(paths.state_dir(home))
-    lock_fd = os.open(state_dir / f"{session_id}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    lock = paths.ensure_dir(paths.state_dir(home)) / f"{session_id}.lock"
+    lock_fd = _lock(lock)
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
         if not spool.exists():
             return result
         size = spool.stat().st_size
@@ -77,8 +93,8 @@ def assemble_session(session_id: str, home: Path | None = None) -> SessionResult
         report = ingest(result.traces, TraceStorage(paths.traces_dir(home)))
         result.written = len(report.written)
         result.ended = any(e.name == "SessionEnd" for e in read.events)
-        if result.ended:
-            _drop_spool(spool, size)
+        if result.ended and _drop_spool(spool, size):
+            lock.unlink(missing_ok=True)  # the session is done: no lock file is left behind
         return result
     finally:
         os.close(lock_fd)
