@@ -7,8 +7,10 @@ Layout (all folders 0700, all files 0600)::
       spool/api/<session>.jsonl  raw API exchanges, appended by the proxy addon
       traces/traces.jsonl        assembled, redacted ClaudeTrace records (append-only)
       traces/index.sqlite        dedup lookup cache, rebuilt from traces.jsonl when stale
-      state/                     per-session locks; import offsets under state/transcripts/
+      state/<session>.lock       a live session's assembly lock (removed when it ends)
+      state/transcripts.sqlite   how far import/watch have read each transcript
       sessions/<session>.json    system prompt and tool schemas seen by the proxy
+      cache/                     compiled Hyperscan databases (safe to delete)
       errors.log                 one line per error of the hooks, proxy or assembler
 
 The hook (``hooks/record.py``) must resolve the same folder without importing this
