@@ -43,7 +43,7 @@ from capture.errlog import run_detached
 from capture.ingest import ingest
 from capture.redact import redact
 from capture.schema import ClaudeTrace
-from capture.spool import read_spool, turns_from_hooks
+from capture.spool import read_spool, session_lock, turns_from_hooks
 from capture.store import Problem, TraceStorage
 from capture.transcript import read_lines, result_text, turns_from_lines
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft, assemble, served_by
@@ -637,12 +637,12 @@ def assemble_api_session(
     """
     result = ApiResult(session_id)
     spool = api_spool_dir(home) / f"{session_id}.jsonl"
-    state = paths.ensure_dir(paths.state_dir(home))
     # the hook worker's lock: the two sources of one session never ingest at once
-    lock = os.open(state / f"{session_id}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    lock = paths.ensure_dir(paths.state_dir(home)) / f"{session_id}.lock"
+    lock_fd = session_lock(lock)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
         if not spool.exists():
+            lock.unlink(missing_ok=True)  # nothing left to assemble
             return result
         st = spool.stat()
         exchanges, result.problems = read_api_spool(spool)
@@ -655,9 +655,11 @@ def assemble_api_session(
         result.written = len(report.written)
         if drop_idle_s is not None and time.time() - st.st_mtime >= drop_idle_s:
             result.dropped = _drop_if_unchanged(spool, st.st_size)
+            if result.dropped:
+                lock.unlink(missing_ok=True)
         return result
     finally:
-        os.close(lock)
+        os.close(lock_fd)
 
 
 def main(argv: list[str] | None = None) -> int:

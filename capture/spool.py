@@ -6,7 +6,9 @@ names are those recorded from the real CLI (``shared/fixtures/claude-code``).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,23 @@ class HookEvent:
 class SpoolRead:
     events: list[HookEvent] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+
+def session_lock(path: Path) -> int:
+    """Hold a session's lock file ``path`` (made if missing): the hook worker and the
+    proxy's assembler of one session never run at once. Whoever finds the session done
+    removes the file while holding it, so one that waited on the removed file takes the
+    lock again on the file now at ``path``: two never both hold it, and no lock file
+    outlives its session."""
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass  # removed while we waited
+        os.close(fd)
 
 
 def read_spool(path: Path) -> SpoolRead:

@@ -20,7 +20,7 @@ from capture import paths
 from capture.errlog import run_detached
 from capture.ingest import ingest
 from capture.schema import ClaudeTrace
-from capture.spool import read_spool, transcript_paths, turns_from_hooks
+from capture.spool import read_spool, session_lock, transcript_paths, turns_from_hooks
 from capture.store import Problem, TraceStorage
 from capture.transcript import turns_from_transcript
 from capture.turns import assemble
@@ -48,29 +48,15 @@ def _drop_spool(spool: Path, size_read: int) -> bool:
         os.close(fd)
 
 
-def _lock(path: Path) -> int:
-    """Hold the session's lock file ``path`` (made if missing). A session that ended
-    removes its lock file while holding it, so a worker that waited on the removed file
-    takes the lock again on the file now at ``path``: two workers never both hold it."""
-    while True:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass  # removed while we waited
-        os.close(fd)
-
-
 def assemble_session(session_id: str, home: Path | None = None) -> SessionResult:
     """Assemble (or re-assemble) one session from its spool; idempotent."""
     result = SessionResult(session_id)
     spool = paths.spool_dir(home) / f"{session_id}.jsonl"
     lock = paths.ensure_dir(paths.state_dir(home)) / f"{session_id}.lock"
-    lock_fd = _lock(lock)
+    lock_fd = session_lock(lock)
     try:
-        if not spool.exists():
+        if not spool.exists():  # nothing to assemble (a late worker of an ended session)
+            lock.unlink(missing_ok=True)
             return result
         size = spool.stat().st_size
         read = read_spool(spool)

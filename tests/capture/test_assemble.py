@@ -8,8 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from capture import worker
-from capture.spool import read_spool, turns_from_hooks
+from capture.spool import read_spool, session_lock, turns_from_hooks
 from capture.store import TraceStorage
 from capture.transcript import turns_from_transcript
 from capture.turns import assemble
@@ -71,8 +70,11 @@ def test_basic_run_hooks_plus_transcript(bc_home: Path) -> None:
     assert trace.session_id == session and trace.prompt_id == "a701ec3b-c7ee-4b13-b93a-8ec12fef40d0"
     assert trace.claude_code_version == "2.1.332" and trace.model
     assert trace.cwd == "/home/user/project"
-    # the spool and the session's lock file are removed once the session ended
+    # the spool and the session's lock file are removed once the session ended, and a
+    # late worker (a Stop's, that waited for the lock) leaves none behind either
     assert not (bc_home / "spool" / f"{session}.jsonl").exists()
+    assert not list((bc_home / "state").glob("*.lock"))
+    assert assemble_session(session, bc_home).written == 0
     assert not list((bc_home / "state").glob("*.lock"))
 
 
@@ -94,14 +96,14 @@ def test_a_worker_that_waited_on_a_removed_lock_file_locks_the_new_one(
     """An ended session's worker removes its lock file while holding it: one that was
     waiting on that file must not go on as if it held the lock."""
     lock = tmp_path / "s.lock"
-    first = worker._lock(lock)
+    first = session_lock(lock)
     old = os.fstat(first).st_ino
     got: list[int] = []
-    waiter = threading.Thread(target=lambda: got.append(worker._lock(lock)))
+    waiter = threading.Thread(target=lambda: got.append(session_lock(lock)))
     waiter.start()
     waiting_on(old)  # the waiter has opened the old file and blocks on it
     lock.unlink()
-    third = worker._lock(lock)  # a new worker: the new file is free
+    third = session_lock(lock)  # a new worker: the new file is free
     os.close(first)  # the waiter now gets the old, removed file: it must not stop there
     waiting_on(os.fstat(third).st_ino)  # but wait for the holder of the new one
     assert waiter.is_alive() and not got

@@ -353,8 +353,10 @@ def test_reassembly_is_a_no_op_and_idle_spools_are_dropped(bc_home: Path) -> Non
     assert assemble_api_session("s", bc_home).written == 2
     again = assemble_api_session("s", bc_home, drop_idle_s=3600)
     assert again.written == 0 and not again.dropped and spool.exists()
+    assert (bc_home / "state" / "s.lock").exists()  # the session goes on
     gone = assemble_api_session("s", bc_home, drop_idle_s=0)
     assert gone.dropped and not spool.exists()
+    assert not (bc_home / "state" / "s.lock").exists()  # nothing left of it
     assert len(TraceStorage(bc_home / "traces").load_traces()) == 2
 
 
