@@ -125,6 +125,12 @@ def test_capture_a_real_claude_code_session(world: dict[str, Any]) -> None:
     assert secret()[:24] not in exported.stdout
     assert (bc_home / "traces").stat().st_mode & 0o777 == 0o700
 
+    # every worker of the ended session is done, and none left a lock file behind
+    deadline = time.monotonic() + 30
+    while list((bc_home / "state").glob("*.lock")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not list((bc_home / "state").glob("*.lock"))
+
     status = bc("status", "--project-dir", str(project), env=env)
     assert "hooks (project): 13 hook entries" in status.stdout
     assert "traces: 1" in status.stdout and "recent errors: none" in status.stdout
