@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from functools import lru_cache
@@ -114,6 +115,8 @@ class Prefilter:
             always = {int(i) for i in json.loads(head)}
             db = hs.loadb(blob, hs.HS_MODE_BLOCK)
             self.always |= always
+            with suppress(OSError):
+                os.utime(cached)  # in use: not pruned (see _prune)
             return db
         exprs = self._exprs(groups, wide)
         try:
@@ -136,6 +139,7 @@ class Prefilter:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(json.dumps(sorted(self.always)).encode() + b"\n" + hs.dumpb(db))
             os.replace(tmp, cached)
+            _prune(cached.parent, self.name)
         return db
 
     def _compile(self, exprs: list[tuple[bytes, int, int]]) -> Any:
@@ -310,6 +314,20 @@ def _class(items: Any, high: str) -> str:
         return f"[{_HIGH}]"  # only non-ASCII members: never in ASCII text
     # any member may match a non-ASCII character (a case fold, a Unicode digit, letter)
     return f"[{''.join(parts)}{high}]"
+
+
+PRUNE_DAYS = 30  # a cached database nobody loaded for this long is deleted
+
+
+def _prune(folder: Path, name: str) -> None:
+    """Delete the cached databases of ``name`` that no process has loaded for
+    ``PRUNE_DAYS``: those of earlier versions' patterns (each upgrade that changes them
+    compiles new ones, ~1 MB), checked whenever a new one is written."""
+    cutoff = time.time() - PRUNE_DAYS * 86400
+    for old in folder.glob(f"{name}-prefilter-*.hsdb"):
+        with suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 @lru_cache(maxsize=1)

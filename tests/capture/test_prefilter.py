@@ -6,8 +6,10 @@ pattern rewriting itself, and the signal extractor's cue prefilter (same signals
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +85,27 @@ def test_a_cached_prefilter_is_loaded_without_rewriting_and_keeps_its_always_gro
     # other patterns are another key: compiled (here: rewriting is needed, and fails)
     with pytest.raises(AssertionError, match="rewrites no pattern"):
         Prefilter([[("abd", 0)]], "test-cache")
+
+
+def test_cached_databases_nobody_loads_are_pruned(bc_home: Path) -> None:
+    cache = bc_home / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    month_ago = time.time() - 40 * 86400
+    stale = cache / "test-prune-prefilter-0000-utf8.hsdb"  # an earlier version's patterns
+    in_use = cache / "test-prune-prefilter-1111-utf8.hsdb"  # another process's, still loaded
+    other = cache / "redact-prefilter-0000-utf8.hsdb"  # another name: not this one's to prune
+    for f in (stale, in_use, other):
+        f.write_bytes(b"[]\n")
+    for f in (stale, other):
+        os.utime(f, (month_ago, month_ago))
+    Prefilter([[("abc", 0)]], "test-prune")  # compiles and writes its own: prunes
+    assert not stale.exists() and in_use.exists() and other.exists()
+    mine = sorted(set(cache.glob("test-prune-prefilter-*.hsdb")) - {in_use})
+    assert len(mine) == 2  # one for ASCII text, one for any
+    for f in mine:
+        os.utime(f, (month_ago, month_ago))
+    assert Prefilter([[("abc", 0)]], "test-prune").candidates("xabc") == {0}  # from the cache
+    assert all(f.stat().st_mtime > month_ago + 86400 for f in mine)  # marked as in use
 
 
 # --- the signal extractor's cues ---------------------------------------------------------------
