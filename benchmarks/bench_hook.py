@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PAYLOAD = Path(REPO.parent / "shared/fixtures/claude-code/hook-payloads/PreToolUse.json")
+PAYLOAD = REPO / "tests/fixtures/claude-code/hook-payloads/PreToolUse.json"
 
 
 def payload() -> bytes:

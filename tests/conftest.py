@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("BC_SHARED_DIR", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "claude-code"
+# Recorded from the real Claude Code CLI (tests/fixtures/claude-code/README.md; re-recorded by
+# scripts/record-fixtures): kept in the repository so a fresh clone tests on its own.
+FIXTURES = REPO / "tests" / "fixtures" / "claude-code"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 # Nothing a test runs (even at import time, before any fixture) may write to the user's

@@ -30,8 +30,7 @@ from tests.claude_code import (
 from tests.fake_anthropic import FakeAnthropic, substitute_cwd
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("BC_SHARED_DIR", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "claude-code"
+FIXTURES = REPO / "tests" / "fixtures" / "claude-code"
 CWD = "/home/user/project"
 FAKE_KEY = "-".join(["sk", "ant", "test", "0123456789abcdef"])
 
@@ -159,8 +158,6 @@ def api(tmp_path: Path) -> Iterator[FakeAnthropic]:
 
 
 def test_embedded_scenarios_match_fixtures() -> None:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"fixtures not found at {FIXTURES}")
     for name, scenario in (("basic", BASIC_SCENARIO), ("subagent", SUBAGENT_SCENARIO)):
         assert json.loads((FIXTURES / name / "scenario.json").read_text()) == scenario
 
