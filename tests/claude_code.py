@@ -51,7 +51,7 @@ def _installed_bin(prefix: Path) -> Path:
     return prefix / "node_modules" / ".bin" / "claude"
 
 
-def _runs(binary: Path) -> bool:
+def _runs(binary: Path, version: str = CLAUDE_CODE_VERSION) -> bool:
     try:
         out = subprocess.run(
             [str(binary), "--version"],
@@ -63,20 +63,20 @@ def _runs(binary: Path) -> bool:
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return out.returncode == 0 and CLAUDE_CODE_VERSION in out.stdout
+    return out.returncode == 0 and version in out.stdout
 
 
-def _install(prefix: Path) -> None:
+def _install(prefix: Path, version: str = CLAUDE_CODE_VERSION) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise ClaudeInstallError("npm is not on PATH: cannot install Claude Code")
-    spec = f"{CLAUDE_CODE_PACKAGE}@{CLAUDE_CODE_VERSION}"
+    spec = f"{CLAUDE_CODE_PACKAGE}@{version}"
     cmd = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", spec]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise ClaudeInstallError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     binary = _installed_bin(prefix)
-    if _runs(binary):
+    if _runs(binary, version):
         return
     # npm may skip the postinstall that copies the native binary over the placeholder.
     pkg_dir = prefix / "node_modules" / "@anthropic-ai" / "claude-code"
@@ -85,30 +85,42 @@ def _install(prefix: Path) -> None:
         subprocess.run(
             [node, "install.cjs"], cwd=pkg_dir, capture_output=True, timeout=300, check=False
         )
-    if not _runs(binary):
+    if not _runs(binary, version):
         raise ClaudeInstallError(f"{binary} does not run after installing {spec}")
 
 
-def claude_bin() -> Path:
+def cache_dir(version: str = CLAUDE_CODE_VERSION) -> Path:
+    """Where ``claude_bin(version)`` installs: ``.cache/claude-code`` for the pinned version,
+    ``.cache/claude-code-<version>`` for any other."""
+    if version == CLAUDE_CODE_VERSION:
+        return CACHE_DIR
+    return CACHE_DIR.parent / f"claude-code-{version}"
+
+
+def claude_bin(version: str | None = None) -> Path:
     """The Claude Code executable: ``$BC_CLAUDE_BIN``, else the pinned install in ``.cache``.
 
     Installs ``@anthropic-ai/claude-code@CLAUDE_CODE_VERSION`` with npm when missing; a file lock
-    keeps parallel test workers from installing at the same time.
+    keeps parallel test workers from installing at the same time. ``version`` (other than the
+    pinned one) installs and returns that version under ``cache_dir(version)`` instead;
+    ``$BC_CLAUDE_BIN`` then does not apply.
     """
+    version = version or CLAUDE_CODE_VERSION
     env_bin = os.environ.get("BC_CLAUDE_BIN")
-    if env_bin:
+    if env_bin and version == CLAUDE_CODE_VERSION:
         return Path(env_bin)
-    binary = _installed_bin(CACHE_DIR)
+    prefix = cache_dir(version)
+    binary = _installed_bin(prefix)
     # The marker is written only once the binary is known to run, so a worker never picks up a
     # half-finished install of another worker.
-    marker = CACHE_DIR / f".installed-{CLAUDE_CODE_VERSION}"
+    marker = prefix / f".installed-{version}"
     if marker.exists() and binary.exists():
         return binary
     with _file_lock(CACHE_DIR.parent / "claude-code.install.lock"):
         if not (marker.exists() and binary.exists()):
-            if not _runs(binary):
-                _install(CACHE_DIR)
-            marker.write_text(f"{CLAUDE_CODE_PACKAGE}@{CLAUDE_CODE_VERSION}\n")
+            if not _runs(binary, version):
+                _install(prefix, version)
+            marker.write_text(f"{CLAUDE_CODE_PACKAGE}@{version}\n")
     return binary
 
 
@@ -205,6 +217,30 @@ def claude_env(
     return env
 
 
+def claude_args(
+    prompt: str,
+    *,
+    tools: str = DEFAULT_TOOLS,
+    extra_args: Sequence[str] = (),
+    permission_mode: str = "bypassPermissions",
+    binary: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The command line ``run_claude`` runs (also for callers that need ``Popen``)."""
+    return [
+        str(binary if binary is not None else claude_bin()),
+        "-p",
+        prompt,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        permission_mode,
+        "--tools",
+        tools,
+        *extra_args,
+    ]
+
+
 def run_claude(
     prompt: str,
     *,
@@ -215,21 +251,20 @@ def run_claude(
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 120,
+    permission_mode: str = "bypassPermissions",
+    binary: str | os.PathLike[str] | None = None,
 ) -> ClaudeRun:
-    """Run ``claude -p PROMPT --output-format stream-json --verbose`` in ``project_dir``."""
-    args = [
-        str(claude_bin()),
-        "-p",
+    """Run ``claude -p PROMPT --output-format stream-json --verbose`` in ``project_dir``.
+
+    ``binary`` defaults to ``claude_bin()``; ``permission_mode`` is passed as ``--permission-mode``.
+    """
+    args = claude_args(
         prompt,
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--permission-mode",
-        "bypassPermissions",
-        "--tools",
-        tools,
-        *extra_args,
-    ]
+        tools=tools,
+        extra_args=extra_args,
+        permission_mode=permission_mode,
+        binary=binary,
+    )
     Path(home_dir).mkdir(parents=True, exist_ok=True)
     env = claude_env(home_dir, base_url, extra_env)
     t0 = time.monotonic()
