@@ -45,7 +45,15 @@ from capture.redact import redact
 from capture.schema import ClaudeTrace
 from capture.spool import read_spool, session_lock, turns_from_hooks
 from capture.store import Problem, TraceStorage
-from capture.transcript import read_lines, result_text, turns_from_lines
+from capture.transcript import (
+    INTERRUPTED,
+    TASK_NOTIFICATION,
+    call_outcome,
+    read_lines,
+    result_text,
+    split_command,
+    turns_from_lines,
+)
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft, assemble, served_by
 
 if TYPE_CHECKING:
@@ -217,7 +225,9 @@ def prompt_text(message: JSON) -> str | None:
         str(b.get("text", ""))
         for b in blocks
         if b.get("type") == "text"
-        and not str(b.get("text", "")).lstrip().startswith((REMINDER, COMPACT_SUMMARY))
+        and not str(b.get("text", ""))
+        .lstrip()
+        .startswith((REMINDER, COMPACT_SUMMARY, TASK_NOTIFICATION, INTERRUPTED))
     ]
     return "\n".join(texts) if any(t.strip() for t in texts) else None
 
@@ -454,9 +464,12 @@ class _Walk:
         cwd, branch = CWD_RE.search(context), BRANCH_RE.search(context)
         version = VERSION_RE.search(step.exchange.header("user-agent"))
         system_id, tools_id = self.context.add(body)
+        typed, command, expansion = split_command(prompt[1])
         turn = TurnDraft(
             source="proxy",
-            prompt=prompt[1],
+            prompt=typed,
+            command=command,
+            expansion=expansion,
             session_id=self.session,
             started_at=step.t_first,
             model=body.get("model") if isinstance(body.get("model"), str) else None,
@@ -490,6 +503,7 @@ class _Walk:
         self.batches += 1 if index else 0
         if message.get("stop_reason") != "tool_use":
             turn.response = "\n\n".join(t for t in self.texts if t.strip())
+            turn.final_thinking = "\n\n".join(t for t in self.thinking if t.strip())
             turn.complete = message.get("stop_reason") in ENDED
             self.texts, self.thinking = [], []
 
@@ -520,10 +534,11 @@ class _Walk:
             return
         block, t = found
         call.output, call.ended_at = result_text(block.get("content")), t
-        call.success = not block.get("is_error")
+        call.outcome = call_outcome(call.output, bool(block.get("is_error")))
+        call.success = call.outcome == "success"
         if not call.success:
             call.error = call.output or "error"
-            call.is_interrupt = call.output.startswith("[Request interrupted by user")
+            call.is_interrupt = call.outcome == "interrupted"
 
 
 def _attach_subagent(turns: list[TurnDraft], prompt: str, calls: list[CallDraft]) -> None:
@@ -584,7 +599,7 @@ def known_prompts(session: str, home: Path | None = None) -> list[TurnDraft]:
         if turns:
             return turns
     for transcript in sorted(projects_dir().glob(f"*/{session}.jsonl")):
-        return turns_from_lines(read_lines(transcript).lines)
+        return turns_from_lines(read_lines(transcript))
     return []
 
 

@@ -39,6 +39,7 @@ from typing import Any
 from tqdm import tqdm
 
 from capture import paths, signals, transcript
+from capture.errlog import log_error
 from capture.errors import BCError
 from capture.ingest import IngestReport, ingest
 from capture.redact import default_redactor
@@ -98,11 +99,12 @@ def session_files(projects: Path, project: Path | None = None) -> list[Path]:
         root = projects.resolve()
         folders = sorted(p for p in projects.iterdir() if p.is_dir() and inside(p, root))
     # in a folder that is inside: a file is inside unless it is a link
+    # (2.0.x's flat agent-<id>.jsonl files are subagents, read with their session)
     files = [
         f
         for folder in folders
         for f in folder.glob("*.jsonl")
-        if f.is_file() and not f.is_symlink()
+        if f.is_file() and not f.is_symlink() and not transcript.is_agent_file(f)
     ]
     return sorted(files, key=_mtime)
 
@@ -291,14 +293,21 @@ class _Reader:
         self.result.bytes_read += read_to - self.flushed
         self.flushed = read_to
 
-    def read(self, fh: Any, cursor: Cursor, tail_done: Callable[[TurnBuilder], bool]) -> None:
+    def read(
+        self,
+        fh: Any,
+        cursor: Cursor,
+        tail_done: Callable[[TurnBuilder], bool],
+        final: bool = False,
+    ) -> None:
         builder = TurnBuilder()
         turn_start = Cursor(cursor.offset, cursor.line)  # of the turn being read
         turns = 0
-        lines = iter_lines(fh, self.path, cursor, self.result.problems, only_turns=True)
+        problems = self.result.problems
+        lines = iter_lines(fh, self.path, cursor, problems, only_turns=True, final=final)
         for offset, number, line in lines:
             open_turn = builder.current
-            done = builder.feed(line)
+            done = builder.feed(line, problems, f"{self.path}:{number}")
             if builder.current is not open_turn:  # a prompt: a new turn starts here
                 done_start, turn_start = turn_start, Cursor(offset, number - 1)
                 if done:
@@ -310,9 +319,9 @@ class _Reader:
         if builder.current is None:
             turn_start = Cursor(cursor.offset, cursor.line)
         elif tail_done(builder):
-            last = builder.close()
-            assert last is not None
-            self.turn_done(last, turn_start)
+            last = builder.close()  # (None: a local command the model never saw)
+            if last is not None:
+                self.turn_done(last, turn_start)
         else:
             self.result.in_progress += 1
         self.state.pending = builder.current is not None
@@ -364,10 +373,9 @@ def import_file(
         state.offset, state.line = start.offset, start.line
         reader.flushed = start.offset
         cursor = Cursor(start.offset, start.line)
-        reader.read(fh, cursor, lambda b: b.answered or b.ended or idle_now)
-        fh.seek(cursor.offset)
-        if idle_now and fh.read(1):
-            result.problems.append(Problem(path, cursor.line + 1, "torn last line (skipped)"))
+        # an idle file's last line without its newline is read too, once: the cursor
+        # passes it (a torn one is reported then)
+        reader.read(fh, cursor, lambda b: b.answered or b.ended or idle_now, final=idle_now)
         result.problems = [
             p for p in result.problems if p.path != path or p.line > reported or result.replaced
         ]
@@ -415,6 +423,14 @@ class ImportSummary:
     @property
     def in_progress(self) -> int:
         return sum(self.open_turns.values())
+
+    def log_problems(self, component: str, limit: int = 20) -> None:
+        """The problems into the error log too (``bc-capture status`` shows it): the
+        first ``limit``, then how many more."""
+        for p in self.problems[:limit]:
+            log_error(component, "-", f"skipped {p}")
+        if len(self.problems) > limit:
+            log_error(component, "-", f"… and {len(self.problems) - limit} more skipped lines")
 
     def lines(self, limit: int = 20) -> list[str]:
         """The summary as the CLI prints it: counts, then the problems with file:line."""

@@ -13,13 +13,13 @@ import click
 
 from capture import install as installer
 from capture import paths, prefilter, rating, report
-from capture.errlog import recent_errors
+from capture.errlog import log_error, recent_errors
 from capture.errors import BCError, run_cli
 from capture.gates import load_gate_config
 from capture.schema import ClaudeTrace
 from capture.spool import iter_spools
 from capture.store import TraceStorage
-from capture.worker import assemble_session
+from capture.worker import assemble_session, recover_dead, recovered
 
 SCOPE = click.Choice(["project", "local", "user"])
 
@@ -97,6 +97,14 @@ def status_cmd(project_dir: Path) -> None:
         click.echo(f"hooks ({scope}): {state}  [{path}]")
     spools = list(iter_spools(paths.spool_dir()))
     click.echo(f"pending spools: {len(spools)} (sessions not yet ended or assembled)")
+    dead = recovered()
+    if dead:
+        last = dead[-1]
+        click.echo(
+            f"recovered sessions: {len(dead)} (Claude Code died before SessionEnd; "
+            f"last {last.get('session')}: {last.get('traces')} traces, "
+            f"{last.get('unknown_calls')} calls with no result)"
+        )
     api_spools = list(paths.spool_dir().glob("api/*.jsonl"))
     if api_spools:
         click.echo(f"proxy spools: {len(api_spools)} (kept until an hour idle)")
@@ -120,11 +128,17 @@ def assemble_cmd(sessions: tuple[str, ...]) -> None:
     names = sessions or tuple(p.stem for p in iter_spools(paths.spool_dir()))
     total = 0
     for session in names:
-        result = assemble_session(session)
+        result = assemble_session(session, recover=False)
         total += result.written
         for problem in result.problems:
             click.echo(f"warning: {problem}", err=True)
     click.echo(f"assembled {len(names)} sessions, {total} traces written")
+    dead = recover_dead()
+    if dead:
+        click.echo(
+            f"recovered {len(dead)} sessions whose Claude Code process had died "
+            f"({sum(len(r.traces) for r in dead)} traces; their spools are cleared)"
+        )
     from capture.api import IDLE_DROP_S, assemble_api_session, iter_api_spools
 
     api_names = sessions or tuple(p.stem for p in iter_api_spools())
@@ -265,6 +279,7 @@ def import_cmd(
         summary = backfill.import_files(files, since=since, on_bytes=on_bytes, jobs=jobs)
     for line in summary.lines():
         click.echo(line)
+    summary.log_problems("import")
 
 
 @cli.command("watch")
@@ -287,6 +302,9 @@ def watch_cmd(projects_dir: Path | None, idle: float) -> None:
         r = result.report
         if r.new or r.merged:
             click.echo(f"{result.path.name}: {r.new} new, {r.merged} merged traces")
+        for problem in result.problems:
+            click.echo(f"warning: skipped {problem}", err=True)
+            log_error("watch", "-", f"skipped {problem}")
 
     summary = watcher.watch(folder, idle=idle, on_result=report)
     for line in summary.lines():

@@ -35,7 +35,7 @@ GATES_FILE = "gates.toml"
 # What each reason code means (codes are stable: reports and datasets count them).
 REASONS: dict[str, str] = {
     "incomplete": "the turn never reached a final answer",
-    "error": "the turn ended in an error or an interrupted call",
+    "error": "the turn ended in an error, was interrupted, or has a call with no result",
     "short_answer": "the final answer is shorter than min_answer_words",
     "thumbs_down": "rated down",
     "not_thumbs_up": "not rated up (require_thumbs_up)",
@@ -73,11 +73,12 @@ def answer_words(trace: ClaudeTrace) -> int:
 
 
 def is_error(trace: ClaudeTrace) -> bool:
-    """The answer is Claude Code's error text, a call was interrupted, or the last call failed
-    and nothing was answered after it. A failure Claude recovered from is not an error."""
+    """The answer is Claude Code's error text, the user interrupted the turn or a call, a
+    call's result was never seen (the session died), or the last call failed and nothing
+    was answered after it. A failure Claude recovered from is not an error."""
     if _ERROR_ANSWER.match(trace.claude_response):
         return True
-    if any(c.is_interrupt for c in trace.tool_calls):
+    if trace.interrupted or any(c.is_interrupt or c.outcome == "unknown" for c in trace.tool_calls):
         return True
     last = trace.tool_calls[-1] if trace.tool_calls else None
     return last is not None and not last.success and not trace.claude_response.strip()

@@ -386,6 +386,10 @@ def _ingest(
                 and _other_turn(pending.traces[found[0]], trace)
             ):
                 found = None  # the index's row is older than this call's merge into it
+            if found and found[0] != trace.trace_id and found[0] not in pending.traces:
+                near = index.load(found[0])  # matched by prompt text alone: the same turn?
+                if near is not None and _other_turn(near, trace):
+                    found = None
             if target is None and found is None:
                 report.new += 1
                 pending.remember(trace, keys)
@@ -437,5 +441,16 @@ class _Pending:
 
 
 def _other_turn(a: ClaudeTrace, b: ClaudeTrace) -> bool:
-    """Both have a prompt id, and they differ: two turns, whatever else they share."""
-    return bool(a.prompt_id and b.prompt_id and a.prompt_id != b.prompt_id)
+    """Two turns, whatever else they share: both have a prompt id and they differ, or
+    both come from transcripts alone (whose prompt lines carry exact times: older
+    versions wrote no prompt id) and started at different instants (a user who typed
+    the same prompt twice in a session)."""
+    if a.prompt_id and b.prompt_id:
+        return a.prompt_id != b.prompt_id
+    only = {"transcript"}
+    return bool(
+        set(a.sources) == only == set(b.sources)
+        and a.started_at
+        and b.started_at
+        and a.started_at != b.started_at
+    )

@@ -17,14 +17,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # trace ids are uuid5 in this namespace, so every source derives the same id
 TRACE_NAMESPACE = uuid.UUID("6b1f3c52-4a8e-5d0b-9c47-2f1e8a7d3b60")
 
 CaptureSource = Literal["hooks", "transcript", "proxy", "manual"]
+
+# What became of a tool call. ``unknown``: no source saw its result (the session died
+# mid-call, or the capture missed it): never counted as a success.
+CallOutcome = Literal["success", "error", "denied", "interrupted", "unknown"]
 
 
 class ExplorationDepth(StrEnum):
@@ -66,8 +70,10 @@ class ToolCall(_Model):
     reasoning: str = ""  # assistant text emitted before this call in the same turn
     thinking: str = ""  # thinking emitted before this call
     tool_use_id: str | None = None
-    success: bool = True
-    error: str | None = None
+    success: bool = True  # the call ran and succeeded (False for every other outcome)
+    # None when built by hand: derived from ``success``/``is_interrupt`` below
+    outcome: CallOutcome | None = None
+    error: str | None = None  # the error, denial or interrupt text the model saw
     is_interrupt: bool = False
     duration_ms: int | None = None
     started_at: datetime | None = None
@@ -78,6 +84,28 @@ class ToolCall(_Model):
     agent_id: str | None = None  # set for calls made inside a subagent
     agent_type: str | None = None
     parent_tool_use_id: str | None = None  # the Agent call that started that subagent
+
+    @model_validator(mode="after")
+    def _outcome_agrees(self) -> ToolCall:
+        """``success`` and ``outcome`` say the same: an outcome given wins."""
+        if self.outcome is None:
+            self.outcome = (
+                "success" if self.success else "interrupted" if self.is_interrupt else "error"
+            )
+        self.success = self.outcome == "success"
+        self.is_interrupt = self.is_interrupt or self.outcome == "interrupted"
+        return self
+
+
+class TurnEvent(_Model):
+    """Something that happened inside a turn that is neither a call nor the prompt: a
+    background task's notification (``task_notification``), which re-invokes the model
+    within the same turn, or the user interrupting it (``interrupt``)."""
+
+    kind: str
+    text: str = ""
+    at: datetime | None = None
+    tool_use_id: str | None = None  # the background call a notification reports on
 
 
 class ReasoningSignals(_Model):
@@ -107,9 +135,16 @@ ANTHROPIC = "anthropic"
 class ClaudeTrace(_Model):
     schema_version: int = SCHEMA_VERSION
     trace_id: str
-    user_prompt: str
+    user_prompt: str  # what the user typed (a slash command as typed: "/review src/app.py")
+    # A slash command or skill: its name ("/review") and the text the model received
+    # in its place (the command file, arguments filled in).
+    command: str | None = None
+    prompt_expansion: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
-    claude_response: str = ""
+    claude_response: str = ""  # the turn's last answer
+    final_thinking: str = ""  # thinking between the last call and that answer
+    events: list[TurnEvent] = Field(default_factory=list)
+    interrupted: bool = False  # the user interrupted the turn
     reasoning_signals: ReasoningSignals = Field(default_factory=ReasoningSignals)
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -187,7 +222,25 @@ def _v0_to_v1(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-MIGRATIONS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v0_to_v1]
+def _v1_to_v2(rec: dict[str, Any]) -> dict[str, Any]:
+    """v2 adds call outcomes, slash-command expansions, thinking before the answer and
+    turn events. A v1 call's outcome follows its ``success`` (v1 stored a call with no
+    result seen as a success: that cannot be told apart now)."""
+    rec = dict(rec)
+    calls = rec.get("tool_calls")
+    if isinstance(calls, list):
+        rec["tool_calls"] = [_v2_call(c) if isinstance(c, dict) else c for c in calls]
+    return rec
+
+
+def _v2_call(call: dict[str, Any]) -> dict[str, Any]:
+    if "outcome" in call:
+        return call
+    ok, interrupted = call.get("success", True), call.get("is_interrupt", False)
+    return {**call, "outcome": "success" if ok else "interrupted" if interrupted else "error"}
+
+
+MIGRATIONS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [_v0_to_v1, _v1_to_v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from capture.store import Problem
-from capture.transcript import result_text
+from capture.transcript import TASK_NOTIFICATION, call_outcome, result_text
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
 
 
@@ -23,6 +23,7 @@ from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
 class HookEvent:
     t: float
     payload: dict[str, Any]
+    pid: int | None = None  # the Claude Code process that ran the hook
 
     @property
     def name(self) -> str:
@@ -62,14 +63,23 @@ def read_spool(path: Path) -> SpoolRead:
                 payload = rec["p"]
                 if not isinstance(payload, dict):
                     raise ValueError("payload is not an object")
-                out.events.append(HookEvent(float(rec["t"]), payload))
-            except (ValueError, KeyError, TypeError) as exc:
+                pid = rec.get("pid")
+                out.events.append(
+                    HookEvent(float(rec["t"]), payload, pid if isinstance(pid, int) else None)
+                )
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 out.problems.append(Problem(path, number, f"bad spool record: {exc}"))
     return out
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _opt(payload: dict[str, Any], key: str) -> str | None:
+    """A string field of a payload, or None (a field of another type is not trusted)."""
+    value = payload.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
@@ -80,25 +90,36 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
     batches: dict[tuple[str, str | None], int] = {}  # (prompt, agent) -> batches seen
     agent_calls_open: list[CallDraft] = []
 
+    alias: dict[str, str] = {}  # a task notification's prompt id -> the turn it continues
+    posted: set[str] = set()  # calls whose PostToolUse/PostToolUseFailure was seen
+
     def turn_for(p: dict[str, Any]) -> TurnDraft | None:
         pid = p.get("prompt_id")
-        return turns.get(pid) if isinstance(pid, str) else None
+        return turns.get(alias.get(pid, pid)) if isinstance(pid, str) else None
 
     for ev in sorted(events, key=lambda e: e.t):
         p, t = ev.payload, ev.t
         name = ev.name
         if name == "UserPromptSubmit" and isinstance(p.get("prompt_id"), str):
             pid = p["prompt_id"]
+            prompt = _text(p.get("prompt"))
+            last = next(reversed(turns.values()), None)
+            if prompt.lstrip().startswith(TASK_NOTIFICATION) and last and pid not in turns:
+                # a background task finished: Claude Code re-invokes the model with a new
+                # prompt id, but it is the same turn going on
+                alias[pid] = last.prompt_id or ""
+                last.events.append({"kind": "task_notification", "text": prompt, "at": t})
+                continue
             turns.setdefault(
                 pid,
                 TurnDraft(
                     source="hooks",
                     prompt=_text(p.get("prompt")),
                     prompt_id=pid,
-                    session_id=p.get("session_id"),
+                    session_id=_opt(p, "session_id"),
                     started_at=t,
-                    cwd=p.get("cwd"),
-                    permission_mode=p.get("permission_mode"),
+                    cwd=_opt(p, "cwd"),
+                    permission_mode=_opt(p, "permission_mode"),
                 ),
             )
             continue
@@ -121,8 +142,8 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
             tool_input = p.get("tool_input")
             call.args = tool_input if isinstance(tool_input, dict) else {}
             call.started_at = t
-            call.agent_id = p.get("agent_id")
-            call.agent_type = p.get("agent_type")
+            call.agent_id = _opt(p, "agent_id")
+            call.agent_type = _opt(p, "agent_type")
             if call.agent_id is None:
                 # assistant text shown since the last call is this call's reasoning
                 msgs = display.get(turn.prompt_id or "", {})
@@ -139,10 +160,11 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
             call.tool = call.tool or _text(p.get("tool_name"))
             if not call.args and isinstance(p.get("tool_input"), dict):
                 call.args = p["tool_input"]
-            call.agent_id = call.agent_id or p.get("agent_id")
+            call.agent_id = call.agent_id or _opt(p, "agent_id")
             call.ended_at = t
             if isinstance(p.get("duration_ms"), int):
                 call.duration_ms = p["duration_ms"]
+            posted.add(call.tool_use_id)
             if name == "PostToolUse":
                 call.success = True
                 call.tool_response = p.get("tool_response")
@@ -150,20 +172,23 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
                 call.success = False
                 call.error = _text(p.get("error")) or "failed"
                 call.is_interrupt = bool(p.get("is_interrupt"))
+                if call.is_interrupt:
+                    call.outcome = "interrupted"
         elif name == "PostToolBatch":
-            key = (turn.prompt_id or "", p.get("agent_id"))
+            key = (turn.prompt_id or "", _opt(p, "agent_id"))
             batch = batches.get(key, 0)
             batches[key] = batch + 1
+            listed = p.get("tool_calls")
             items = [
                 i
-                for i in p.get("tool_calls") or []
+                for i in (listed if isinstance(listed, list) else [])
                 if isinstance(i, dict) and isinstance(i.get("tool_use_id"), str)
             ]
             in_batch = [turn.call(item["tool_use_id"]) for item in items]
             for index, (item, call) in enumerate(zip(items, in_batch, strict=True)):
                 call.tool = call.tool or _text(item.get("tool_name"))
                 call.batch, call.index = batch, index
-                call.agent_id = call.agent_id or p.get("agent_id")
+                call.agent_id = call.agent_id or _opt(p, "agent_id")
                 resp = item.get("tool_response")
                 # a list is content blocks (an Agent's answer): the model saw their text
                 call.output = (
@@ -179,14 +204,35 @@ def turns_from_hooks(events: list[HookEvent]) -> list[TurnDraft]:
                 for c in in_batch:
                     c.reasoning = ""
                 in_batch[0].reasoning = text
+        elif name == "PermissionDenied" and isinstance(p.get("tool_use_id"), str):
+            call = turn.call(p["tool_use_id"])
+            call.success, call.outcome = False, "denied"
+            call.error = _text(p.get("reason")) or _text(p.get("message")) or call.error
         elif name == "SubagentStart" and agent_calls_open:
-            agent_calls_open.pop(0).tool_response = {"agentId": p.get("agent_id")}
+            agent_calls_open.pop(0).tool_response = {"agentId": _opt(p, "agent_id")}
         elif name == "Stop":
             turn.response = _text(p.get("last_assistant_message")) or turn.response
             turn.complete = True
-        elif name == "SessionStart" and p.get("model"):
-            turn.model = p.get("model")
+        elif name == "SessionStart" and _opt(p, "model"):
+            turn.model = _opt(p, "model")
+    for turn in turns.values():
+        _not_run(turn, posted)
     return list(turns.values())
+
+
+def _not_run(turn: TurnDraft, posted: set[str]) -> None:
+    """A call that reached its batch without a Post hook was not run: a permission rule or
+    the user stopped it, or Claude Code refused its input (``<tool_use_error>``). Only
+    what its result says is recorded (no result, no outcome)."""
+    for call in turn.calls.values():
+        if call.tool_use_id in posted or call.success is not None or not call.output:
+            continue
+        seen = call_outcome(call.output, is_error=True)
+        if seen == "error" and not call.output.startswith("<tool_use_error>"):
+            continue  # not told apart from a Post hook that was lost: left unknown
+        if seen in ("denied", "interrupted", "error"):
+            call.success, call.outcome, call.error = False, seen, call.output
+            call.is_interrupt = seen == "interrupted"
 
 
 def transcript_paths(events: list[HookEvent]) -> tuple[Path | None, dict[str, Path]]:

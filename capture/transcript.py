@@ -37,13 +37,6 @@ from capture.prefilter import Prefilter
 from capture.store import Problem
 from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
 
-NOT_PROMPTS = (
-    "<command-name>",
-    "<local-command-stdout>",
-    "<local-command-caveat>",
-    "<command-message>",
-    "[Request interrupted by user",
-)
 # stop reasons after which the model waits for the user: the turn's answer is in
 FINAL_STOPS = frozenset({"end_turn", "stop_sequence", "max_tokens", "refusal"})
 
@@ -92,12 +85,14 @@ def iter_lines(
     cursor: Cursor,
     problems: list[Problem],
     only_turns: bool = False,
+    final: bool = False,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """``(offset, line number, object)`` of each whole line from ``cursor`` on.
 
-    ``cursor`` advances past every whole line (malformed ones are reported in
-    ``problems``). A last line without its newline is left unread: it is either being
-    written right now or torn, and the caller decides which.
+    ``cursor`` advances past every whole line (malformed ones, and JSON values that are
+    not objects, are reported in ``problems``). A last line without its newline is left
+    unread: it is either being written right now or torn, and the caller decides which;
+    ``final`` (the file is idle or ended): it is read as a line too (reported if torn).
 
     ``only_turns`` (after :func:`use_prefilter`): bookkeeping lines are passed over
     unparsed. Most bytes of a real transcript are bookkeeping (attachments, request
@@ -114,7 +109,9 @@ def iter_lines(
         lines = ((raw, True) for raw in fh)
     for raw, wanted in lines:
         if not raw.endswith(b"\n"):
-            return
+            if not final:
+                return
+            wanted = True
         start = cursor.offset
         cursor.offset += len(raw)
         cursor.line += 1
@@ -122,11 +119,15 @@ def iter_lines(
             continue
         try:
             obj = parse_line(raw)
-        except ValueError as exc:
-            problems.append(Problem(path, cursor.line, f"malformed: {exc}"))
+        except (ValueError, RecursionError) as exc:
+            torn = not raw.endswith(b"\n")
+            reason = "torn last line (skipped)" if torn else f"malformed: {exc}"
+            problems.append(Problem(path, cursor.line, reason))
             continue
         if isinstance(obj, dict):
             yield start, cursor.line, obj
+        else:
+            problems.append(Problem(path, cursor.line, f"not a JSON object: {type(obj).__name__}"))
 
 
 def _turn_lines_of(fh: BinaryIO, spelt: Prefilter) -> Iterator[tuple[bytes, bool]]:
@@ -168,16 +169,19 @@ def _runs(fh: BinaryIO) -> Iterator[tuple[bytes, int]]:
 class Lines:
     lines: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)  # the line number of each of ``lines``
+    path: Path | None = None
 
 
-def read_lines(path: Path, only_turns: bool = False) -> Lines:
+def read_lines(path: Path, only_turns: bool = False, final: bool = False) -> Lines:
     """The JSON objects of a (small) transcript file; malformed and torn lines are
-    reported. ``only_turns``: as for :func:`iter_lines`."""
-    out = Lines()
+    reported. ``only_turns``, ``final``: as for :func:`iter_lines`."""
+    out = Lines(path=path)
     cursor = Cursor()
     with path.open("rb") as fh:
-        lines = iter_lines(fh, path, cursor, out.problems, only_turns)
-        out.lines = [obj for _, _, obj in lines]
+        for _, number, obj in iter_lines(fh, path, cursor, out.problems, only_turns, final):
+            out.lines.append(obj)
+            out.numbers.append(number)
         fh.seek(cursor.offset)
         if fh.read(1):
             out.problems.append(Problem(path, cursor.line + 1, "torn last line"))
@@ -196,20 +200,105 @@ def _ts(value: Any) -> float | None:
         return None
 
 
-def _prompt_text(line: dict[str, Any]) -> str | None:
-    """The user's prompt if this ``user`` line is one, else None."""
-    if line.get("isMeta") or line.get("isCompactSummary") or line.get("isVisibleInTranscriptOnly"):
+def _message(line: dict[str, Any]) -> dict[str, Any]:
+    message = line.get("message")
+    return message if isinstance(message, dict) else {}
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _user_text(line: dict[str, Any]) -> str | None:
+    """The text of a ``user`` line that is not tool results (None if it holds any)."""
+    content = _message(line).get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
         return None
-    content = (line.get("message") or {}).get("content")
-    if isinstance(content, list):
-        if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
-            return None
-        content = "\n".join(
-            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
-        )
-    if not isinstance(content, str) or content.lstrip().startswith(NOT_PROMPTS):
+    blocks = [b for b in content if isinstance(b, dict)]
+    if any(b.get("type") == "tool_result" for b in blocks):
         return None
-    return content
+    return "\n".join(_str(b.get("text")) for b in blocks if b.get("type") == "text")
+
+
+_COMMAND = re.compile(r"<command-name>\s*(.*?)\s*</command-name>", re.S)
+_COMMAND_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.S)
+_COMMAND_CONTENTS = re.compile(r"<command-contents>(.*?)(?:</command-contents>|$)", re.S)
+_COMMAND_TAG = re.compile(r"</command-(?:name|message|args)>")
+_TOOL_USE_ID = re.compile(r"<tool-use-id>\s*(.*?)\s*</tool-use-id>", re.S)
+# user lines Claude Code writes itself: output of a local command or of the user's own
+# shell (``!``), caveats; never a prompt
+LOCAL_OUTPUT = (
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<local-command-caveat>",
+    "<bash-input>",
+    "<bash-stdout>",
+    "<bash-stderr>",
+)
+INTERRUPTED = "[Request interrupted by user"
+COMMAND_TAGS = ("<command-name>", "<command-message>", "<command-args>")
+TASK_NOTIFICATION = "<task-notification>"
+
+
+@dataclass(frozen=True)
+class UserLine:
+    """What a ``user`` line is to a turn."""
+
+    kind: str  # prompt, command, meta, notification, interrupt, results, other
+    text: str = ""
+    command: str | None = None
+    expansion: str = ""  # a command's expansion written in the same line
+
+
+def user_line(line: dict[str, Any]) -> UserLine:
+    """Classify one ``user`` line (see the module docstring)."""
+    if line.get("isCompactSummary") or line.get("isVisibleInTranscriptOnly"):
+        return UserLine("other")
+    text = _user_text(line)
+    if text is None:
+        return UserLine("results")
+    if line.get("isMeta"):
+        return UserLine("meta", text)
+    start = text.lstrip()
+    origin = line.get("origin")
+    if start.startswith(TASK_NOTIFICATION) or (
+        isinstance(origin, dict) and origin.get("kind") == "task-notification"
+    ):
+        return UserLine("notification", text)
+    if start.startswith(INTERRUPTED):
+        return UserLine("interrupt", text)
+    typed, command, expansion = split_command(start)
+    if command is not None:
+        return UserLine("command", typed, command, expansion)
+    if start.startswith(LOCAL_OUTPUT) or not start:
+        return UserLine("other")
+    return UserLine("prompt", text)
+
+
+def split_command(text: str) -> tuple[str, str | None, str]:
+    """``(typed, command, expansion)`` of a prompt as the API carries it: a slash
+    command's ``<command-name>`` block followed by what it expanded to; any other
+    prompt is ``(text, None, "")``. The tags come in any order; 1.0.x wrote the name
+    without its slash and the expansion inline in ``<command-contents>``."""
+    start = text.lstrip()
+    name = _COMMAND.search(start) if start.startswith(COMMAND_TAGS) else None
+    if name is None:
+        return text, None, ""
+    command = name.group(1) if name.group(1).startswith("/") else f"/{name.group(1)}"
+    args = _COMMAND_ARGS.search(start)
+    typed = f"{command} {args.group(1).strip() if args else ''}".strip()
+    contents = _COMMAND_CONTENTS.search(start)
+    if contents:
+        return typed, command, contents.group(1).strip()
+    tags = [m.end() for m in _COMMAND_TAG.finditer(start)]
+    return typed, command, start[max(tags) :].strip()
 
 
 def result_text(content: Any) -> str:
@@ -228,86 +317,168 @@ def result_text(content: Any) -> str:
     return ""
 
 
+# What Claude Code puts in the tool_result of a call it did not run (prefixes).
+_DENIED = re.compile(
+    r"\s*(?:Permission to use .{0,200}? has been denied"
+    r"|Permission for this tool use was denied"
+    r"|Tool use was blocked"
+    r"|.{0,80}hook (?:blocked|denied))",
+    re.S,
+)
+_REJECTED = (
+    "The user doesn't want to proceed with this tool use",
+    "User rejected tool use",
+    "[Request interrupted by user",
+    "The user doesn't want to take this action",
+)
+
+
+def call_outcome(text: str, is_error: bool) -> str:
+    """A tool_result's outcome: ``interrupted`` (the user stopped or rejected it),
+    ``denied`` (a permission rule or hook refused it), else error or success."""
+    head = text.lstrip()
+    if head.startswith(_REJECTED):
+        return "interrupted"
+    if is_error and _DENIED.match(head):
+        return "denied"
+    return "error" if is_error else "success"
+
+
+@dataclass
+class _Agent:
+    """What one agent (the main one, or an inline subagent) said since its last call."""
+
+    agent_id: str | None = None
+    parent: str | None = None  # the Agent/Task call that started it (inline subagents)
+    text: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    batches: dict[str, tuple[int, int]] = field(default_factory=dict)  # message -> (batch, next)
+
+
 @dataclass
 class _Turn:
     draft: TurnDraft
-    text: list[str] = field(default_factory=list)  # assistant text since the last tool_use
-    thinking: list[str] = field(default_factory=list)
-    batches: dict[str, tuple[int, int]] = field(default_factory=dict)  # message id -> (batch, next)
+    main: _Agent = field(default_factory=_Agent)
     open_calls: set[str] = field(default_factory=set)  # tool uses still waiting for a result
-    stop_reason: str | None = None  # of the last assistant message
+    stop_reason: str | None = None  # of the main agent's last assistant message
+    active: bool = False  # an assistant line was seen (a local command has none)
+    side: dict[str, _Agent] = field(default_factory=dict)  # inline subagent line uuid -> agent
 
-    def block(self, line: dict[str, Any], block: dict[str, Any], agent: str | None) -> None:
+    def block(self, line: dict[str, Any], block: dict[str, Any], agent: _Agent) -> None:
         kind = block.get("type")
         if kind == "text":
-            self.text.append(str(block.get("text", "")))
+            agent.text.append(_str(block.get("text")))
         elif kind == "thinking":
-            self.thinking.append(str(block.get("thinking", "")))
+            agent.thinking.append(_str(block.get("thinking")))
         elif kind == "tool_use" and isinstance(block.get("id"), str):
-            mid = str((line.get("message") or {}).get("id") or line.get("uuid"))
-            batch, index = self.batches.get(mid, (len(self.batches), 0))
-            self.batches[mid] = (batch, index + 1)
+            mid = str(_message(line).get("id") or line.get("uuid"))
+            batch, index = agent.batches.get(mid, (len(agent.batches), 0))
+            agent.batches[mid] = (batch, index + 1)
             call = self.draft.call(block["id"])
-            call.tool = str(block.get("name", ""))
+            call.tool = _str(block.get("name"))
             tool_input = block.get("input")
             call.args = tool_input if isinstance(tool_input, dict) else {}
-            call.reasoning = "\n\n".join(t for t in self.text if t.strip())
-            call.thinking = "\n\n".join(t for t in self.thinking if t.strip())
+            call.reasoning = "\n\n".join(t for t in agent.text if t.strip())
+            call.thinking = "\n\n".join(t for t in agent.thinking if t.strip())
             call.message_id = mid
             call.batch, call.index = batch, index
             call.started_at = _ts(line.get("timestamp"))
-            call.agent_id = agent
-            self.text, self.thinking = [], []
+            call.agent_id = agent.agent_id
+            call.parent_tool_use_id = call.parent_tool_use_id or agent.parent
+            agent.text, agent.thinking = [], []
             self.open_calls.add(block["id"])
 
     def result(self, line: dict[str, Any], block: dict[str, Any]) -> None:
-        tool_use_id = str(block.get("tool_use_id"))
+        tool_use_id = block.get("tool_use_id")
+        if not isinstance(tool_use_id, str):
+            return
         self.open_calls.discard(tool_use_id)
         call = self.draft.call(tool_use_id)
         call.output = result_text(block.get("content"))
         call.ended_at = _ts(line.get("timestamp"))
         structured = line.get("toolUseResult")
-        if block.get("is_error"):
-            call.success = False
+        call.outcome = call_outcome(call.output, bool(block.get("is_error")))
+        call.success = call.outcome == "success"
+        call.is_interrupt = call.outcome == "interrupted"
+        if not call.success:
             call.error = call.output or (structured if isinstance(structured, str) else "error")
-        else:
-            call.success = True
         if isinstance(structured, dict | list):
             call.tool_response = structured
 
-    def assistant(self, line: dict[str, Any], agent: str | None) -> None:
-        message = line.get("message") or {}
-        if isinstance(message.get("model"), str) and message["model"] != "<synthetic>":
-            self.draft.model = message["model"]
-        for block in message.get("content") or []:
-            if isinstance(block, dict):
-                self.block(line, block, agent)
-        stop = message.get("stop_reason")
-        self.stop_reason = stop if isinstance(stop, str) else self.stop_reason
-        self.draft.ended_at = _ts(line.get("timestamp")) or self.draft.ended_at
+    def assistant(self, line: dict[str, Any], agent: _Agent) -> None:
+        self.active = True
+        message = _message(line)
+        model = message.get("model")
+        if isinstance(model, str) and model != "<synthetic>":
+            self.draft.model = model
+        for block in _blocks(message):
+            self.block(line, block, agent)
+        if agent is self.main:
+            stop = message.get("stop_reason")
+            self.stop_reason = stop if isinstance(stop, str) else self.stop_reason
+            self.draft.ended_at = _ts(line.get("timestamp")) or self.draft.ended_at
+
+    def notification(self, line: dict[str, Any], text: str) -> None:
+        """A background task finished and the model is invoked again, in this turn: what it
+        answered before is no longer the turn's answer."""
+        tool_use_id = _TOOL_USE_ID.search(text)
+        self.draft.events.append(
+            {
+                "kind": "task_notification",
+                "text": text,
+                "at": _ts(line.get("timestamp")),
+                "tool_use_id": tool_use_id.group(1) if tool_use_id else None,
+                "answer_before": "\n\n".join(t for t in self.main.text if t.strip()),
+            }
+        )
+        self.main.text, self.main.thinking = [], []
+        self.stop_reason = None
+
+    def interrupt(self, line: dict[str, Any], text: str) -> None:
+        """The user stopped the turn: calls still open were cut short by it."""
+        self.draft.interrupted = True
+        self.draft.events.append(
+            {"kind": "interrupt", "text": text, "at": _ts(line.get("timestamp"))}
+        )
+        for tool_use_id in self.open_calls:
+            call = self.draft.call(tool_use_id)
+            call.outcome, call.success, call.is_interrupt = "interrupted", False, True
+            call.error = call.error or text
+        self.open_calls.clear()
 
     def answered(self) -> bool:
         """The model gave its final answer and waits for the user."""
         return self.stop_reason in FINAL_STOPS and not self.open_calls
 
-    def finish(self) -> TurnDraft:
-        self.draft.response = "\n\n".join(t for t in self.text if t.strip())
+    def finish(self) -> TurnDraft | None:
+        """The finished draft; None for a command that the model never saw (a local one
+        such as ``/clear`` or ``/compact``)."""
+        if self.draft.command and not self.active:
+            return None
+        self.draft.response = "\n\n".join(t for t in self.main.text if t.strip())
+        self.draft.final_thinking = "\n\n".join(t for t in self.main.thinking if t.strip())
         self.draft.complete = bool(self.draft.response)
         return self.draft
 
 
-def _new_turn(line: dict[str, Any], prompt: str) -> _Turn:
+def _new_turn(line: dict[str, Any], user: UserLine) -> _Turn:
+    def text(key: str) -> str | None:
+        value = line.get(key)
+        return value if isinstance(value, str) and value else None
+
     return _Turn(
         TurnDraft(
             source="transcript",
-            prompt=prompt,
-            prompt_id=line.get("promptId"),
-            session_id=line.get("sessionId"),
+            prompt=user.text,
+            prompt_id=text("promptId"),
+            session_id=text("sessionId"),
             started_at=_ts(line.get("timestamp")),
-            cwd=line.get("cwd"),
-            git_branch=line.get("gitBranch") or None,
-            version=line.get("version"),
-            permission_mode=line.get("permissionMode"),
+            cwd=text("cwd"),
+            git_branch=text("gitBranch"),
+            version=text("version"),
+            permission_mode=text("permissionMode"),
+            command=user.command,
+            expansion=user.expansion,
         )
     )
 
@@ -318,6 +489,8 @@ class TurnBuilder:
     ``feed`` hands back the previous turn, finished, when a line starts the next one;
     ``close`` hands back the last. ``answered``/``ended`` tell whether the turn still
     open has reached its final answer / whether Claude Code exited after it.
+
+    ``agent``: the file is a subagent's own transcript (every line is that agent's).
     """
 
     def __init__(self, agent: str | None = None) -> None:
@@ -325,26 +498,154 @@ class TurnBuilder:
         self.current: _Turn | None = None
         self.ended = False  # a ``cost-state`` line (written at exit) followed the open turn
 
-    def feed(self, line: dict[str, Any]) -> TurnDraft | None:
+    def feed(
+        self, line: dict[str, Any], problems: list[Problem] | None = None, where: str = ""
+    ) -> TurnDraft | None:
+        """Take one line; a line the reader cannot make sense of is reported in
+        ``problems`` (``where``: its ``file:line``) and passed over, never raised."""
+        try:
+            return self._feed(line)
+        except Exception as exc:  # noqa: BLE001 - one odd line must never stop a batch
+            if problems is not None:
+                path, _, number = where.rpartition(":")
+                problems.append(
+                    Problem(
+                        Path(path), int(number or 0), f"unreadable: {type(exc).__name__}: {exc}"
+                    )
+                )
+            return None
+
+    def _feed(self, line: dict[str, Any]) -> TurnDraft | None:
         kind = line.get("type")
-        if self.agent is None and line.get("isSidechain"):
-            return None  # older versions wrote subagent lines inline; they are not this turn's
         if kind == "cost-state":
             self.ended = True
-        if kind == "user":
-            prompt = _prompt_text(line)
-            if prompt is not None:
-                done = self.close()
-                self.current, self.ended = _new_turn(line, prompt), False
-                return done
-            content = (line.get("message") or {}).get("content")
-            if self.current and isinstance(content, list):
-                for block in content:
-                    if isinstance(block, dict) and block.get("type") == "tool_result":
-                        self.current.result(line, block)
-        elif kind == "assistant" and self.current:
-            self.current.assistant(line, self.agent)
+        elif kind == "user":
+            if self.agent is None and line.get("isSidechain") is True:
+                self._sidechain_user(line)
+                return None
+            return self._user(line)
+        elif kind == "assistant":
+            if self.current is None and self.agent is not None:
+                # a subagent file may open with the agent's own message (2.0.x)
+                self.current = _new_turn(line, UserLine("prompt"))
+            if self.current is not None:
+                self.current.assistant(line, self._agent_of(line))
+        elif kind == "progress" and self.current and self.agent is None:
+            self._progress(line)
         return None
+
+    def _progress(self, line: dict[str, Any]) -> None:
+        """2.1.x mirrors each subagent message in an ``agent_progress`` line: the
+        fallback for a subagent whose own file is missing (the file, when read, wins)."""
+        data = line.get("data")
+        inner = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or data.get("type") != "agent_progress":
+            return
+        if not isinstance(inner, dict) or inner.get("type") not in ("user", "assistant"):
+            return
+        mirrored = {
+            **inner,
+            "isSidechain": True,
+            "agentId": data.get("agentId"),
+            "parentToolUseID": line.get("parentToolUseID"),
+        }
+        if inner.get("type") == "user":
+            self._sidechain_user(mirrored)
+        else:
+            assert self.current is not None
+            self.current.assistant(mirrored, self._sidechain(mirrored))
+
+    def _user(self, line: dict[str, Any]) -> TurnDraft | None:
+        user = user_line(line)
+        turn = self.current
+        if user.kind in ("prompt", "command"):
+            done = self.close()
+            self.current, self.ended = _new_turn(line, user), False
+            return done
+        if turn is None:
+            return None
+        if user.kind == "results":
+            for block in _blocks(_message(line)):
+                if block.get("type") == "tool_result":
+                    turn.result(line, block)
+        elif user.kind == "meta" and turn.draft.command and not turn.active:
+            # the text a slash command or skill expands to: what the model received
+            turn.draft.expansion = "\n\n".join(x for x in (turn.draft.expansion, user.text) if x)
+        elif user.kind == "notification":
+            turn.notification(line, user.text)
+        elif user.kind == "interrupt":
+            turn.interrupt(line, user.text)
+        return None
+
+    def _agent_of(self, line: dict[str, Any]) -> _Agent:
+        assert self.current is not None
+        if self.agent is not None:
+            self.current.main.agent_id = self.agent
+            return self.current.main
+        if line.get("isSidechain") is True:
+            return self._sidechain(line)
+        return self.current.main
+
+    # Older versions (1.0.x-2.0.x) wrote subagent lines inline, marked ``isSidechain``.
+    # Each subagent's lines form a chain by ``parentUuid`` from a first user line that
+    # holds the Task/Agent call's prompt; that is how they are told apart and linked.
+    def _sidechain(self, line: dict[str, Any], prompt: str = "") -> _Agent:
+        """The inline subagent a sidechain line belongs to: by its ``agentId`` where it
+        has one, else by the ``parentUuid`` chain; a new one at a chain's first line."""
+        assert self.current is not None
+        turn = self.current
+        aid, parent = line.get("agentId"), line.get("parentUuid")
+        agent = turn.side.get(f"agent:{aid}") if isinstance(aid, str) and aid else None
+        if agent is None and isinstance(parent, str):
+            agent = turn.side.get(parent)
+        if agent is None:
+            agent = self._new_sidechain(line, prompt)
+            if isinstance(aid, str) and aid:
+                turn.side[f"agent:{aid}"] = agent
+        uuid = line.get("uuid")
+        if isinstance(uuid, str):
+            turn.side[uuid] = agent
+        return agent
+
+    def _new_sidechain(self, line: dict[str, Any], prompt: str) -> _Agent:
+        assert self.current is not None
+        turn = self.current
+        aid = line.get("agentId")
+        uuid = _str(line.get("uuid"))
+        given = line.get("parentToolUseID")
+        if isinstance(given, str) and given:
+            return _Agent(aid if isinstance(aid, str) and aid else f"progress-{given}", given)
+        agent = _Agent(
+            aid if isinstance(aid, str) and aid else f"inline-{uuid[:13] or len(turn.side)}"
+        )
+        linked = {a.parent for a in turn.side.values()}
+        starts = [
+            c
+            for c in turn.draft.calls.values()
+            if c.tool in AGENT_TOOLS
+            and not c.agent_id
+            and c.tool_use_id not in linked
+            and c.tool_use_id in turn.open_calls  # a finished call starts no subagent
+        ]
+        agent.parent = next(
+            (
+                c.tool_use_id
+                for c in starts
+                if prompt and _str(c.args.get("prompt")).strip() == prompt.strip()
+            ),
+            starts[0].tool_use_id if len(starts) == 1 else None,
+        )
+        return agent
+
+    def _sidechain_user(self, line: dict[str, Any]) -> None:
+        turn = self.current
+        if turn is None:
+            return
+        self._sidechain(line, _user_text(line) or "")
+        for block in _blocks(_message(line)):
+            if block.get("type") == "tool_result":
+                turn.result(line, block)
+                turn.open_calls.discard(_str(block.get("tool_use_id")))
 
     @property
     def answered(self) -> bool:
@@ -356,10 +657,20 @@ class TurnBuilder:
         return done
 
 
-def turns_from_lines(lines: Iterable[dict[str, Any]], agent: str | None = None) -> list[TurnDraft]:
-    """One draft per user prompt of one transcript file (a subagent file: its task)."""
+def turns_from_lines(
+    lines: Lines | Iterable[dict[str, Any]], agent: str | None = None
+) -> list[TurnDraft]:
+    """One draft per user prompt of one transcript file (a subagent file: its task).
+    Given ``Lines``, a line that cannot be read is added to its problems."""
     builder = TurnBuilder(agent)
-    out = [t for line in lines if (t := builder.feed(line)) is not None]
+    if isinstance(lines, Lines):
+        where = [f"{lines.path}:{n}" for n in lines.numbers]
+        fed = (
+            builder.feed(ln, lines.problems, w) for ln, w in zip(lines.lines, where, strict=True)
+        )
+    else:
+        fed = (builder.feed(ln) for ln in lines)
+    out = [t for t in fed if t is not None]
     last = builder.close()
     return out + [last] if last else out
 
@@ -448,8 +759,16 @@ def subagent_files(transcript: Path) -> dict[str, Path]:
         # that are not links are inside that folder too
         if not all(stat.S_ISDIR(os.lstat(d).st_mode) for d in (session, folder)):
             return {}
+    except OSError:
+        return {}
+    return {name[len("agent-") : -len(".jsonl")]: folder / name for name in _agent_names(folder)}
+
+
+def _agent_names(folder: Path) -> list[str]:
+    """The ``agent-*.jsonl`` files of a folder that are files, not links, sorted."""
+    try:
         with os.scandir(folder) as entries:  # (no stat per file: a link is not a file)
-            names = sorted(
+            return sorted(
                 e.name
                 for e in entries
                 if e.name.startswith("agent-")
@@ -457,13 +776,59 @@ def subagent_files(transcript: Path) -> dict[str, Path]:
                 and e.is_file(follow_symlinks=False)
             )
     except OSError:
+        return []
+
+
+def flat_agent_files(folder: Path) -> dict[str, dict[str, Path]]:
+    """2.0.x wrote subagents as ``<project>/agent-<id>.jsonl`` beside the sessions: by
+    parent session id (each line's ``sessionId``), by agent id. Cached per folder until
+    the folder changes."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
         return {}
-    return {name[len("agent-") : -len(".jsonl")]: folder / name for name in names}
+    key = (str(folder), st.st_mtime_ns, st.st_ino)
+    cached = _flat_cache.get(str(folder))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found: dict[str, dict[str, Path]] = {}
+    for name in _agent_names(folder):
+        session = first_session_id(folder / name)
+        if session:
+            found.setdefault(session, {})[name[len("agent-") : -len(".jsonl")]] = folder / name
+    _flat_cache[str(folder)] = (key, found)
+    return found
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_flat_cache: dict[str, tuple[tuple[str, int, int], dict[str, dict[str, Path]]]] = {}
+
+
+def first_session_id(path: Path) -> str | None:
+    """The ``sessionId`` of a file's first line that has one (a few lines at most), if
+    it is a plain id (it names a file: nothing that could climb out of a folder)."""
+    try:
+        with path.open("rb") as fh:
+            for _, number, obj in iter_lines(fh, path, Cursor(), [], final=True):
+                sid = obj.get("sessionId")
+                if isinstance(sid, str) and sid:
+                    return sid if _SAFE_ID.fullmatch(sid) else None
+                if number >= 20:
+                    break
+    except OSError:
+        pass
+    return None
+
+
+def is_agent_file(path: Path) -> bool:
+    """A subagent's transcript (``agent-<id>.jsonl``), not a session of its own."""
+    return path.name.startswith("agent-") and path.suffix == ".jsonl"
 
 
 def subagents_of(transcript: Path, extra: dict[str, Path] | None = None) -> list[Subagent]:
     given = {aid: p for aid, p in (extra or {}).items() if p.is_file()}
-    found = {**subagent_files(transcript), **given}
+    flat = flat_agent_files(transcript.parent).get(transcript.stem, {})
+    found = {**flat, **subagent_files(transcript), **given}
     return [Subagent.at(aid, p) for aid, p in found.items()]
 
 
@@ -500,11 +865,12 @@ def attach_subagent(turns: list[TurnDraft], agent_id: str, lines: list[dict[str,
 
 
 def turns_from_transcript(
-    path: Path, subagents: dict[str, Path] | None = None
+    path: Path, subagents: dict[str, Path] | None = None, final: bool = False
 ) -> tuple[list[TurnDraft], list[Problem]]:
-    """Read a whole session transcript and its subagent transcripts into turn drafts."""
-    main = read_lines(path)
-    turns = turns_from_lines(main.lines)
+    """Read a whole session transcript and its subagent transcripts into turn drafts;
+    ``final``: the session is over (a last line without its newline is read too)."""
+    main = read_lines(path, final=final)
+    turns = turns_from_lines(main)
     problems = list(main.problems)
     subs = subagents_of(path, subagents)
     for turn in turns:

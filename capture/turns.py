@@ -36,6 +36,7 @@ class CallDraft:
     reasoning: str = ""
     thinking: str = ""
     success: bool | None = None  # None: no result seen (yet)
+    outcome: str | None = None  # set when a source knows more than success: "denied", ...
     error: str | None = None
     is_interrupt: bool = False
     duration_ms: int | None = None
@@ -70,6 +71,11 @@ class TurnDraft:
     tools_id: str | None = None
     served_by: str | None = None  # "anthropic" or the local model (proxy only)
     sources: set[CaptureSource] = field(default_factory=set)
+    command: str | None = None  # a slash command's name ("/review")
+    expansion: str = ""  # the text the model received for it
+    final_thinking: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)  # schema.TurnEvent fields
+    interrupted: bool = False
 
     def __post_init__(self) -> None:
         self.sources.add(self.source)
@@ -99,10 +105,24 @@ def _max(a: float | None, b: float | None) -> float | None:
     return max(a, b) if a is not None and b is not None else _first(a, b)
 
 
+# Outcomes by precedence when sources disagree: what any source saw go wrong is what
+# happened (a call it saw interrupted or denied did not fail on its own), and a source
+# that saw no result at all tells nothing.
+OUTCOMES = ("interrupted", "denied", "error", "success", "unknown")
+
+
+def outcome(c: CallDraft) -> str:
+    """What became of a call, from what its source saw (``unknown``: no result seen)."""
+    if c.outcome in OUTCOMES:
+        return c.outcome
+    if c.is_interrupt:
+        return "interrupted"
+    return "unknown" if c.success is None else "success" if c.success else "error"
+
+
 def merge_call(a: CallDraft, b: CallDraft) -> CallDraft:
     """Field by field, the richer value; ``a`` is the higher-priority source."""
-    # a failure seen by any source wins: it is what happened
-    success = None if a.success is b.success is None else False not in (a.success, b.success)
+    seen = min(outcome(a), outcome(b), key=OUTCOMES.index)
     return CallDraft(
         tool_use_id=a.tool_use_id,
         tool=a.tool or b.tool,
@@ -110,7 +130,8 @@ def merge_call(a: CallDraft, b: CallDraft) -> CallDraft:
         output=_richer_str(a.output, b.output),
         reasoning=_richer_str(a.reasoning, b.reasoning),
         thinking=_richer_str(a.thinking, b.thinking),
-        success=success,
+        success=None if seen == "unknown" else seen == "success",
+        outcome=seen,
         error=_richer_str(a.error or "", b.error or "") or None,
         is_interrupt=a.is_interrupt or b.is_interrupt,
         duration_ms=_first(a.duration_ms, b.duration_ms),
@@ -126,10 +147,20 @@ def merge_call(a: CallDraft, b: CallDraft) -> CallDraft:
     )
 
 
+def _progress(t: TurnDraft) -> tuple[int, int]:
+    return len(t.events), len(t.calls)
+
+
 def merge_turn(a: TurnDraft, b: TurnDraft) -> TurnDraft:
     calls = dict(a.calls)
     for tid, call in b.calls.items():
         calls[tid] = merge_call(calls[tid], call) if tid in calls else call
+    # A turn that went on (a background task's notification re-invoked the model) ends
+    # with the later version's answer, whichever is longer; otherwise the richer one.
+    later = b if _progress(b) > _progress(a) else a if _progress(a) > _progress(b) else None
+    response = later.response if later and later.response.strip() else None
+    thinking = later.final_thinking if later and later.response.strip() else None
+    events = merge_events(a.events, b.events)
     return TurnDraft(
         source=a.source,
         prompt=_richer_str(a.prompt, b.prompt),
@@ -138,7 +169,7 @@ def merge_turn(a: TurnDraft, b: TurnDraft) -> TurnDraft:
         started_at=_min(a.started_at, b.started_at),
         ended_at=_max(a.ended_at, b.ended_at),
         calls=calls,
-        response=_richer_str(a.response, b.response),
+        response=response if response is not None else _richer_str(a.response, b.response),
         complete=a.complete or b.complete,
         cwd=_first(a.cwd, b.cwd),
         git_branch=_first(a.git_branch, b.git_branch),
@@ -149,7 +180,34 @@ def merge_turn(a: TurnDraft, b: TurnDraft) -> TurnDraft:
         tools_id=_first(a.tools_id, b.tools_id),
         served_by=served_by(a.served_by, b.served_by),
         sources=a.sources | b.sources,
+        command=_first(a.command, b.command),
+        expansion=_richer_str(a.expansion, b.expansion),
+        final_thinking=(
+            thinking if thinking is not None else _richer_str(a.final_thinking, b.final_thinking)
+        ),
+        events=sorted(events, key=lambda e: _sort_time(e.get("at"))),
+        interrupted=a.interrupted or b.interrupted,
     )
+
+
+def merge_events(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of two versions of a turn: one event seen by both sources (same kind
+    and text) once, with the fields either knows; ``a`` wins where both know one."""
+    out = [dict(e) for e in a]
+    for event in b:
+        key = (event.get("kind"), str(event.get("text", "")).strip())
+        same = next(
+            (e for e in out if (e.get("kind"), str(e.get("text", "")).strip()) == key), None
+        )
+        if same is None:
+            out.append(dict(event))
+        else:
+            same.update({k: v for k, v in event.items() if same.get(k) in (None, "")})
+    return out
+
+
+def _sort_time(at: Any) -> float:
+    return at if isinstance(at, int | float) else float("inf")
 
 
 def served_by(a: str | None, b: str | None) -> str | None:
@@ -202,6 +260,11 @@ def from_trace(trace: ClaudeTrace) -> TurnDraft:
         tools_id=trace.tools_id,
         served_by=trace.served_by,
         sources=sources,
+        command=trace.command,
+        expansion=trace.prompt_expansion or "",
+        final_thinking=trace.final_thinking,
+        events=[{**e.model_dump(exclude={"at"}), "at": _ts(e.at)} for e in trace.events],
+        interrupted=trace.interrupted,
     )
     seen: dict[tuple[str | None, int | None], int] = {}
     for n, c in enumerate(trace.tool_calls):
@@ -214,7 +277,8 @@ def from_trace(trace: ClaudeTrace) -> TurnDraft:
             output=c.output,
             reasoning=c.reasoning,
             thinking=c.thinking,
-            success=c.success,
+            success=None if c.outcome == "unknown" else c.success,
+            outcome=c.outcome,
             error=c.error,
             is_interrupt=c.is_interrupt,
             duration_ms=c.duration_ms,
@@ -310,7 +374,8 @@ def to_trace(turn: TurnDraft) -> ClaudeTrace:
             "reasoning": c.reasoning,
             "thinking": c.thinking,
             "tool_use_id": c.tool_use_id,
-            "success": c.success is not False,
+            "success": outcome(c) == "success",
+            "outcome": outcome(c),
             "error": c.error,
             "is_interrupt": c.is_interrupt,
             "duration_ms": c.duration_ms,
@@ -331,8 +396,13 @@ def to_trace(turn: TurnDraft) -> ClaudeTrace:
             turn.session_id, turn.prompt_id, turn.prompt, started.isoformat() if started else ""
         ),
         "user_prompt": turn.prompt,
+        "command": turn.command,
+        "prompt_expansion": turn.expansion or None,
         "tool_calls": tool_calls,
         "claude_response": turn.response,
+        "final_thinking": turn.final_thinking,
+        "events": [{**e, "at": _dt(e.get("at"))} for e in turn.events],
+        "interrupted": turn.interrupted,
         "started_at": started,
         "ended_at": _dt(turn.ended_at),
         "session_id": turn.session_id,

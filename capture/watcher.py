@@ -25,7 +25,7 @@ from types import FrameType
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from capture import paths
+from capture import paths, transcript
 from capture.backfill import (
     IDLE_SECONDS,
     FileResult,
@@ -48,6 +48,9 @@ def session_of(path: Path, projects: Path) -> Path | None:
     except ValueError:
         return None
     if len(parts) == 2 and parts[1].endswith(".jsonl"):
+        if parts[1].startswith("agent-"):  # 2.0.x's flat subagent file: its session's
+            session = transcript.first_session_id(path)
+            return projects / parts[0] / f"{session}.jsonl" if session else None
         return path
     if len(parts) == 4 and parts[2] == "subagents" and parts[3].startswith("agent-"):
         return projects / parts[0] / f"{parts[1]}.jsonl"

@@ -6,13 +6,20 @@ user prompt the hooks saw, hands them to ``capture.ingest`` (which merges them w
 what is stored and appends only what changed, so re-running is a no-op), and deletes
 the spool once the session has ended. Runs for one session are serialised by a lock.
 Errors go to the side log, never to Claude Code.
+
+A session killed without SessionEnd (SIGKILL, a crash, a closed laptop) would leave its
+spool pending for ever: every worker run, and ``bc-capture assemble``, also assembles
+and clears the spools of sessions whose Claude Code process is gone (the hook records
+its pid), and notes them in ``state/recovered.jsonl`` for ``bc-capture status``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +27,14 @@ from capture import paths
 from capture.errlog import run_detached
 from capture.ingest import ingest
 from capture.schema import ClaudeTrace
-from capture.spool import read_spool, session_lock, transcript_paths, turns_from_hooks
+from capture.spool import (
+    HookEvent,
+    iter_spools,
+    read_spool,
+    session_lock,
+    transcript_paths,
+    turns_from_hooks,
+)
 from capture.store import Problem, TraceStorage
 from capture.transcript import turns_from_transcript
 from capture.turns import assemble
@@ -32,6 +46,7 @@ class SessionResult:
     traces: list[ClaudeTrace] = field(default_factory=list)
     written: int = 0
     ended: bool = False
+    recovered: bool = False  # its process died without SessionEnd: assembled as it was
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -48,8 +63,18 @@ def _drop_spool(spool: Path, size_read: int) -> bool:
         os.close(fd)
 
 
-def assemble_session(session_id: str, home: Path | None = None) -> SessionResult:
-    """Assemble (or re-assemble) one session from its spool; idempotent."""
+def assemble_session(
+    session_id: str, home: Path | None = None, recover: bool = True
+) -> SessionResult:
+    """Assemble (or re-assemble) one session from its spool; idempotent. ``recover``:
+    then the spools of dead sessions too (:func:`recover_dead`)."""
+    result = _assemble(session_id, home)
+    if recover:
+        recover_dead(home, skip={session_id})
+    return result
+
+
+def _assemble(session_id: str, home: Path | None, dead: bool = False) -> SessionResult:
     result = SessionResult(session_id)
     spool = paths.spool_dir(home) / f"{session_id}.jsonl"
     lock = paths.ensure_dir(paths.state_dir(home)) / f"{session_id}.lock"
@@ -61,12 +86,16 @@ def assemble_session(session_id: str, home: Path | None = None) -> SessionResult
         size = spool.stat().st_size
         read = read_spool(spool)
         result.problems += read.problems
+        if dead and not process_gone(read.events, spool):
+            return result  # it came back to life while we waited for the lock
+        result.ended = dead or any(e.name == "SessionEnd" for e in read.events)
+        result.recovered = dead and not any(e.name == "SessionEnd" for e in read.events)
         hook_turns = turns_from_hooks(read.events)
         seen = {t.prompt_id for t in hook_turns}
         transcript, subagents = transcript_paths(read.events)
         transcript_turns = []
         if transcript and transcript.is_file():
-            turns, problems = turns_from_transcript(transcript, subagents)
+            turns, problems = turns_from_transcript(transcript, subagents, final=result.ended)
             result.problems += problems
             # only the turns the hooks saw: the rest belongs to `bc-capture import`
             prompts = {h.prompt.strip() for h in hook_turns}
@@ -78,12 +107,114 @@ def assemble_session(session_id: str, home: Path | None = None) -> SessionResult
         result.traces = assemble(hook_turns, transcript_turns)
         report = ingest(result.traces, TraceStorage(paths.traces_dir(home)))
         result.written = len(report.written)
-        result.ended = any(e.name == "SessionEnd" for e in read.events)
+        if result.recovered:
+            _note_recovered(result, home)
         if result.ended and _drop_spool(spool, size):
             lock.unlink(missing_ok=True)  # the session is done: no lock file is left behind
         return result
     finally:
         os.close(lock_fd)
+
+
+# --- sessions that died -------------------------------------------------------------------
+
+STALE_SECONDS = 24 * 3600  # a spool with no pid to check, untouched this long, is dead
+QUIET_SECONDS = 60.0  # a spool written to this recently is not looked at
+
+
+def process_gone(events: list[HookEvent], spool: Path, now: float | None = None) -> bool:
+    """The Claude Code process of a spool's session has exited (its pid is not running, or
+    runs a process started after the session's first hook: the pid was reused). A spool
+    without pids (an older hook) counts as gone once untouched ``STALE_SECONDS``."""
+    now = time.time() if now is None else now
+    pids = [e.pid for e in events if e.pid]
+    if not pids:
+        try:
+            return now - spool.stat().st_mtime >= STALE_SECONDS
+        except OSError:
+            return False
+    first = min(e.t for e in events)
+    return not _running_since(pids[-1], first)
+
+
+def _running_since(pid: int, since: float) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process (or not ours to ask): assume it runs
+    started = _start_time(pid)
+    return started is None or started <= since + 1.0
+
+
+def _start_time(pid: int) -> float | None:
+    """When process ``pid`` started (Linux /proc), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def recover_dead(home: Path | None = None, skip: set[str] | None = None) -> list[SessionResult]:
+    """Assemble and clear the spools of sessions whose Claude Code process is gone."""
+    out = []
+    now = time.time()
+    for spool in iter_spools(paths.spool_dir(home)):
+        session = spool.stem
+        try:
+            quiet = now - spool.stat().st_mtime >= QUIET_SECONDS
+        except OSError:
+            continue
+        if session in (skip or set()) or not quiet:
+            continue
+        try:
+            events = read_spool(spool).events
+        except OSError:
+            continue
+        if process_gone(events, spool, now):
+            out.append(_assemble(session, home, dead=True))
+    return out
+
+
+def _note_recovered(result: SessionResult, home: Path | None) -> None:
+    path = paths.ensure_dir(paths.state_dir(home)) / "recovered.jsonl"
+    unknown = sum(c.outcome == "unknown" for t in result.traces for c in t.tool_calls)
+    line = {
+        "t": time.time(),
+        "session": result.session_id,
+        "traces": len(result.traces),
+        "unknown_calls": unknown,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(line) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def recovered(home: Path | None = None) -> list[dict[str, object]]:
+    """The sessions assembled after their process died, oldest first."""
+    try:
+        text = (paths.state_dir(home) / "recovered.jsonl").read_text("utf-8", "replace")
+    except OSError:
+        return []
+    out = []
+    for raw in text.splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ This is the hot path (it runs twice per tool call), so it is standard library on
 imports nothing that pulls in ``re`` or ``json``: it does not parse the payload, it
 checks its outer shape, finds ``session_id`` by scanning bytes, and appends
 
-    {"v":1,"t":<receive time>,"p":<payload as received>}\\n
+    {"v":1,"t":<receive time>,"pid":<Claude Code's pid>,"p":<payload as received>}\\n
 
 to ``$BC_HOME/spool/<session_id>.jsonl`` under an exclusive lock. On Stop,
 SubagentStop and SessionEnd it starts a detached ``python -m capture.worker`` that
@@ -118,6 +118,13 @@ def session_of(payload: bytes) -> str:
     return "unknown"
 
 
+def claude_pid() -> bytes:
+    """``"pid":N,`` for the Claude Code process that runs this hook ($CLAUDE_PID), so a
+    session that died without SessionEnd can be told from one still going; else b""."""
+    pid = os.environ.get("CLAUDE_PID", "")
+    return b'"pid":%s,' % pid.encode() if pid.isdigit() and len(pid) < 12 else b""
+
+
 def check(payload: bytes) -> bytes:
     """Reject what cannot be a hook payload; return it as one line."""
     payload = payload.strip()
@@ -218,7 +225,7 @@ def main() -> None:
     try:
         payload = check(read_stdin())
         session = session_of(payload)
-        record = b'{"v":1,"t":%.6f,"p":%s}\n' % (received, payload)
+        record = b'{"v":1,"t":%.6f,%s"p":%s}\n' % (received, claude_pid(), payload)
         append(os.path.join(home, "spool", session + ".jsonl"), record)
         event = field(payload, b"hook_event_name")
         if (
