@@ -213,6 +213,8 @@ def _render(trace: ClaudeTrace) -> str:
         "",
         f"USER: {trace.user_prompt}",
     ]
+    if trace.prompt_expansion:
+        out.append(f"  [{trace.command} expanded to] {_short(trace.prompt_expansion, 300)}")
     for i, c in enumerate(trace.tool_calls, 1):
         out.append("")
         if c.thinking:
@@ -220,10 +222,16 @@ def _render(trace: ClaudeTrace) -> str:
         if c.reasoning:
             out.append(f"  [reasoning] {c.reasoning}")
         who = f" (subagent {c.agent_type or c.agent_id})" if c.agent_id else ""
-        status = "ok" if c.success else "FAILED"
+        status = (
+            "ok" if c.success else {"error": "FAILED"}.get(c.outcome or "", str(c.outcome).upper())
+        )
         took = f", {c.duration_ms} ms" if c.duration_ms is not None else ""
         out.append(f"  {i}. {c.tool}{who} {json.dumps(c.args, ensure_ascii=False)[:300]}")
         out.append(f"     -> {status}{took}: {_short(c.error or c.output, 300)}")
+    for e in trace.events:
+        out += ["", f"  [{e.kind.replace('_', ' ')}] {_short(e.text, 300)}"]
+    if trace.final_thinking:
+        out += ["", f"  [thinking] {_short(trace.final_thinking, 300)}"]
     out += ["", f"CLAUDE: {trace.claude_response}", ""]
     out += report.signal_lines(trace, load_gate_config())
     return "\n".join(out)

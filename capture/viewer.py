@@ -230,7 +230,9 @@ def _call(call: ToolCall, signals: dict[str, set[str]], plan: str | None) -> str
             f'<li class="step reasoning{sub}"><div class="label">reasoning</div>'
             f'<div class="text">{highlight(call.reasoning, signals, plan)}</div></li>'
         )
+    # css class by success; the label says what happened (denied, interrupted, unknown)
     status = "ok" if call.success else "failed"
+    label = "ok" if call.success else {"error": "failed"}.get(call.outcome or "", str(call.outcome))
     took = f" · {call.duration_ms:,} ms" if call.duration_ms is not None else ""
     who = f" · subagent {escape(call.agent_type or call.agent_id or '')}" if call.agent_id else ""
     batch = f" · batch {call.batch}" if call.batch is not None else ""
@@ -238,7 +240,7 @@ def _call(call: ToolCall, signals: dict[str, set[str]], plan: str | None) -> str
     parts.append(
         f'<li class="step call {status}{sub}"><div class="label">tool call '
         f'<span class="tool">{escape(call.tool)}</span> <span class="status {status}">'
-        f"{status}</span>{took}{batch}{who}</div>{_args(call)}"
+        f"{escape(label)}</span>{took}{batch}{who}</div>{_args(call)}"
         f"{_output(result, 'error' if not call.success else '') if result else ''}</li>"
     )
     return "".join(parts)
@@ -313,7 +315,22 @@ def render_trace(trace: ClaudeTrace, gates: GateConfig | None = None) -> str:
     steps = [
         f'<li class="step prompt"><div class="label">prompt</div>{_pre(trace.user_prompt)}</li>'
     ]
+    if trace.prompt_expansion:
+        steps.append(
+            f'<li class="step prompt"><div class="label">{escape(trace.command or "command")} '
+            f"expanded to</div>{_pre(trace.prompt_expansion)}</li>"
+        )
     steps += [_call(c, signals, s.explicit_plan) for c in trace.tool_calls]
+    steps += [
+        f'<li class="step event"><div class="label">{escape(e.kind.replace("_", " "))}</div>'
+        f"{_pre(e.text)}</li>"
+        for e in trace.events
+    ]
+    if trace.final_thinking.strip():
+        steps.append(
+            '<li class="step thinking"><details><summary class="label">thinking</summary>'
+            f'<div class="text">{highlight(trace.final_thinking, signals)}</div></details></li>'
+        )
     answer = highlight(trace.claude_response, signals) if trace.claude_response else "(none)"
     steps.append(
         f'<li class="step answer"><div class="label">answer</div><div class="text">{answer}'

@@ -238,3 +238,19 @@ def test_pid_reused_by_a_newer_process_counts_as_gone(
     _, out, _ = run_bc(capsys, "assemble")
     assert "recovered 1 sessions" in out
     assert not spool.exists()
+
+
+def test_show_and_viewer_say_what_became_of_each_call(tmp_path: Path) -> None:
+    from capture.cli import _render
+    from capture.viewer import render_trace
+
+    (denied,) = traces_of("merged", "permission-denied", tmp_path / "a")
+    (command,) = traces_of("merged", "slash-command", tmp_path / "b")
+    (background,) = traces_of("merged", "background-task", tmp_path / "c")
+    text = _render(denied)
+    assert "-> DENIED: Permission to use Bash" in text
+    html = render_trace(denied)
+    assert '<span class="status failed">denied</span>' in html
+    assert "/review expanded to" in render_trace(command)
+    assert "[/review expanded to] Review src/app.py for bugs" in _render(command)
+    assert "task notification" in render_trace(background)
