@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ from capture.errlog import run_detached
 from capture.ingest import ingest
 from capture.schema import ClaudeTrace
 from capture.spool import (
-    HookEvent,
     iter_spools,
     read_spool,
     session_lock,
@@ -86,7 +86,7 @@ def _assemble(session_id: str, home: Path | None, dead: bool = False) -> Session
         size = spool.stat().st_size
         read = read_spool(spool)
         result.problems += read.problems
-        if dead and not process_gone(read.events, spool):
+        if dead and not process_gone(spool):
             return result  # it came back to life while we waited for the lock
         result.ended = dead or any(e.name == "SessionEnd" for e in read.events)
         result.recovered = dead and not any(e.name == "SessionEnd" for e in read.events)
@@ -119,22 +119,33 @@ def _assemble(session_id: str, home: Path | None, dead: bool = False) -> Session
 # --- sessions that died -------------------------------------------------------------------
 
 STALE_SECONDS = 24 * 3600  # a spool with no pid to check, untouched this long, is dead
-QUIET_SECONDS = 60.0  # a spool written to this recently is not looked at
+_PID = re.compile(rb'"pid": ?(\d{1,11})')
+_T = re.compile(rb'"t": ?([0-9.]{1,20})')
+TAIL_BYTES = 1 << 16
 
 
-def process_gone(events: list[HookEvent], spool: Path, now: float | None = None) -> bool:
-    """The Claude Code process of a spool's session has exited (its pid is not running, or
-    runs a process started after the session's first hook: the pid was reused). A spool
-    without pids (an older hook) counts as gone once untouched ``STALE_SECONDS``."""
+def process_gone(spool: Path, now: float | None = None) -> bool:
+    """The Claude Code process of a spool's session has exited: its pid (the last one
+    recorded) is not running, or runs a process started after the session's first hook
+    (the pid was reused). A spool without pids (an older hook) counts as gone once
+    untouched ``STALE_SECONDS``. Reads only the spool's first line and its tail."""
     now = time.time() if now is None else now
-    pids = [e.pid for e in events if e.pid]
-    if not pids:
-        try:
-            return now - spool.stat().st_mtime >= STALE_SECONDS
-        except OSError:
-            return False
-    first = min(e.t for e in events)
-    return not _running_since(pids[-1], first)
+    try:
+        with spool.open("rb") as fh:
+            first = fh.readline()
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - TAIL_BYTES))
+            tail = fh.read()
+            mtime = os.fstat(fh.fileno()).st_mtime
+    except OSError:
+        return False
+    # the record's own fields come before its payload ("p"), whose text may say "pid" too
+    heads = [line.split(b'"p":', 1)[0] for line in (first, *tail.splitlines()[-2:])]
+    pids = [m for h in heads[1:] for m in _PID.findall(h)] or _PID.findall(heads[0])
+    started = _T.search(heads[0])
+    if not pids or started is None:
+        return now - mtime >= STALE_SECONDS
+    return not _running_since(int(pids[-1]), float(started.group(1)))
 
 
 def _running_since(pid: int, since: float) -> bool:
@@ -166,21 +177,9 @@ def _start_time(pid: int) -> float | None:
 def recover_dead(home: Path | None = None, skip: set[str] | None = None) -> list[SessionResult]:
     """Assemble and clear the spools of sessions whose Claude Code process is gone."""
     out = []
-    now = time.time()
     for spool in iter_spools(paths.spool_dir(home)):
-        session = spool.stem
-        try:
-            quiet = now - spool.stat().st_mtime >= QUIET_SECONDS
-        except OSError:
-            continue
-        if session in (skip or set()) or not quiet:
-            continue
-        try:
-            events = read_spool(spool).events
-        except OSError:
-            continue
-        if process_gone(events, spool, now):
-            out.append(_assemble(session, home, dead=True))
+        if spool.stem not in (skip or set()) and process_gone(spool):
+            out.append(_assemble(spool.stem, home, dead=True))
     return out
 
 

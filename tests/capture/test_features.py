@@ -176,6 +176,11 @@ def test_parallel_subagents_are_linked_to_their_agent_calls(
     assert all(c.outcome == "success" for c in trace.tool_calls)
 
 
+def _record(rec: dict[str, Any], pid: int) -> str:
+    """A spool record as the hook writes it: its own fields, then the payload."""
+    return json.dumps({"v": 1, "t": rec["t"], "pid": pid, "p": rec["p"]})
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -192,7 +197,7 @@ def test_sigkilled_session_is_recovered_by_assemble(
     spool = bc_home / "spool" / f"{session}.jsonl"
     pid = _dead_pid()
     lines = [json.loads(x) for x in spool.read_text().splitlines()]
-    spool.write_text("".join(json.dumps({**rec, "pid": pid}) + "\n" for rec in lines))
+    spool.write_text("".join(_record(rec, pid) + "\n" for rec in lines))
     old = time.time() - 3600
     os.utime(spool, (old, old))
     code, out, err = run_bc(capsys, "assemble")
@@ -215,7 +220,7 @@ def test_a_live_session_is_not_recovered(bc_home: Path, capsys: pytest.CaptureFi
     # the session's first hook, as a real one is)
     for rec in lines:
         rec["t"] = time.time()
-    spool.write_text("".join(json.dumps({**rec, "pid": os.getpid()}) + "\n" for rec in lines))
+    spool.write_text("".join(_record(rec, os.getpid()) + "\n" for rec in lines))
     old = time.time() - 3600
     os.utime(spool, (old, old))
     _, out, _ = run_bc(capsys, "assemble")
@@ -232,7 +237,7 @@ def test_pid_reused_by_a_newer_process_counts_as_gone(
     # the session's hooks ran long before this process started: its pid now names another
     for rec in lines:
         rec["t"] = time.time() - 7 * 24 * 3600
-    spool.write_text("".join(json.dumps({**rec, "pid": os.getpid()}) + "\n" for rec in lines))
+    spool.write_text("".join(_record(rec, os.getpid()) + "\n" for rec in lines))
     old = time.time() - 3600
     os.utime(spool, (old, old))
     _, out, _ = run_bc(capsys, "assemble")
