@@ -164,15 +164,21 @@ def test_thinking_before_the_answer_is_kept(version: str, path: str, tmp_path: P
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("path", ["transcript", "merged"])
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("run", ["parallel-subagents", "parallel-subagents-background"])
 def test_parallel_subagents_are_linked_to_their_agent_calls(
-    version: str, path: str, tmp_path: Path
+    version: str, path: str, run: str, tmp_path: Path
 ) -> None:
-    (trace,) = traces_of(path, f"{version}parallel-subagents", tmp_path)
+    traces = traces_of(path, f"{version}{run}", tmp_path)
+    # (in the background, each subagent's notification re-invokes the model: one turn)
+    (trace,) = traces
     agents = [c for c in trace.tool_calls if c.tool == "Agent"]
     subs = [c for c in trace.tool_calls if c.agent_id]
     assert len(agents) == 2 and len(subs) == 2
     assert {c.parent_tool_use_id for c in subs} == {a.tool_use_id for a in agents}
+    by_parent = {c.parent_tool_use_id: c.args["file_path"] for c in subs}
+    assert by_parent["toolu_01AgentA000000000000001"].endswith("src/app.py")
+    assert by_parent["toolu_01AgentB000000000000002"].endswith("src/util.py")
     assert all(c.outcome == "success" for c in trace.tool_calls)
 
 
