@@ -645,3 +645,19 @@ def test_a_parallel_import_whose_process_dies_is_one_error_line_and_can_be_run_a
     monkeypatch.setattr(backfill, "_import_chunk", real)
     code, out, err = run_cli(capsys, "import", "--projects-dir", str(projects), "--jobs", "2")
     assert code == 0 and ": 4 new traces" in out, err
+
+
+def test_idle_file_without_final_newline_is_read_to_its_end_once(tmp_path: Path) -> None:
+    """A finished file whose last line (a whole prompt) lacks its newline: read once when
+    idle, never reported as torn, not read again."""
+    path = tmp_path / "p" / PROJECT / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    last = turn("s1", "the last prompt", answered=False).split(b"\n")[0]  # the prompt line
+    path.write_bytes(turn("s1", "one") + last)
+    r = imp(path, tmp_path)  # not idle yet: the line may still be being written
+    assert r.report.new == 1 and not r.problems
+    r = imp(path, tmp_path, now=LATER)
+    assert r.report.new == 1 and not r.problems
+    assert [t.user_prompt for t in store_of(tmp_path).load_traces()] == ["one", "the last prompt"]
+    r = imp(path, tmp_path, now=LATER)
+    assert r.skipped and not r.problems and store_of(tmp_path).count() == 2
