@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import statistics
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from capture import paths
+from capture import outdir, paths
 from capture.errors import BCError
 from capture.gates import gate, load_gate_config
 from capture.redact import redact
@@ -144,12 +142,12 @@ def default_tool_schemas() -> list[dict[str, Any]]:
 
 def session_tool_schemas(session_id: str | None) -> list[dict[str, Any]]:
     """The tools the proxy recorded for a session (``$BC_HOME/sessions/<id>.json``), if any."""
-    if not session_id:
+    if not session_id or not paths.is_safe_id(session_id):  # never a path out of sessions/
         return []
     path = paths.data_dir() / "sessions" / f"{session_id}.json"
     try:
         return _anthropic_tools(json.loads(path.read_text()))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return []
 
 
@@ -499,35 +497,26 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write(built: Built, report: dict[str, Any], out: Path) -> None:
-    """Write the dataset into a temp folder beside ``out``, then swap it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+def write(built: Built, report: dict[str, Any], out: Path, force: bool = False) -> None:
+    """Write the dataset into a temp folder beside ``out``, then swap it into place; a
+    non-empty ``out`` that claude-bc did not write is refused unless ``force``."""
+    with outdir.replacing(out, "bc-train dataset", force) as tmp:
         _write_jsonl(tmp / "bc_dataset.jsonl", built.seed_rows)
         for split in SPLITS:
             _write_jsonl(tmp / f"{split}.jsonl", built.splits[split])
         (tmp / "stats.json").write_text(json.dumps(report, indent=2) + "\n")
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
-def run(cfg: DatasetConfig) -> dict[str, Any]:
+def run(cfg: DatasetConfig, force: bool = False) -> dict[str, Any]:
     """The whole stage: read, build, check, write. Returns the stats report."""
+    outdir.check(cfg.out, force)  # before any work: never someone else's folder
     traces = read_traces(cfg.traces, cfg.skip_bad)
     built = build(traces, cfg)
     report = stats(built, len(traces), cfg)
     if not built.splits["train"]:
         why = ", ".join(f"{n} {r}" for r, n in built.excluded.most_common()) or "none kept"
         raise BCError(f"no training samples: all {len(traces)} traces were excluded ({why})")
-    write(built, report, cfg.out)
+    write(built, report, cfg.out, force)
     return report
 
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from capture import outdir
 from capture.errors import BCError
 from capture.redact import redact
 from training.policy import Sampling, Task, load_policy, run_episodes, tasks_from_split
@@ -201,6 +200,7 @@ def mine(
     top: int,
     max_copies: int,
     seed: int,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score, rank, build variants and write the weighted retraining set into ``out``."""
     reward = BehavioralRewardModel([t.reference for t in tasks], audit_top=0)
@@ -229,25 +229,18 @@ def mine(
         "rows_written": len(written),
         "ranking": [g.__dict__ for g in ranking],
     }
-    _write(out, written, report)
+    _write(out, written, report, force)
     return report
 
 
-def _write(out: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> None:
-    """Into a temp folder beside ``out``, renamed into place: no half-written set."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+def _write(out: Path, rows: list[dict[str, Any]], report: dict[str, Any], force: bool) -> None:
+    """Into a temp folder beside ``out``, renamed into place: no half-written set, and a
+    non-empty ``out`` that claude-bc did not write is refused unless ``force``."""
+    with outdir.replacing(out, "bc-train mine", force) as tmp:
         (tmp / "train.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         )
         (tmp / "mined.json").write_text(json.dumps(report, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def run(
@@ -261,8 +254,10 @@ def run(
     device: str = "auto",
     sample: Sampling | None = None,
     seed: int = 42,
+    force: bool = False,
 ) -> dict[str, Any]:
     """The whole stage for a model spec (run folder or base model)."""
+    outdir.check(out, force)  # before any work: never someone else's folder
     tasks = tasks_from_split(dataset, split)
     if not tasks:
         raise BCError(f"{dataset}/{split}.jsonl has no samples to mine")
@@ -273,7 +268,7 @@ def run(
     def play(batch: list[Task]) -> list[Any]:
         return run_episodes(policy.model, policy.tokenizer, batch, settings)
 
-    return mine(tasks, rows, play, out, top=top, max_copies=max_copies, seed=seed)
+    return mine(tasks, rows, play, out, top=top, max_copies=max_copies, seed=seed, force=force)
 
 
 def _rows(dataset: Path, split: str) -> dict[str, dict[str, Any]]:

@@ -242,6 +242,7 @@ def ppo_cmd(config: Path | None, **options: Any) -> None:
 @click.option("--max-new-tokens", default=256, show_default=True)
 @DEVICE
 @click.option("--seed", default=42, show_default=True)
+@click.option("--force", is_flag=True, help="Replace --out even if claude-bc did not write it.")
 def mine_cmd(
     model: str,
     dataset: Path | None,
@@ -253,6 +254,7 @@ def mine_cmd(
     max_new_tokens: int,
     device: str | None,
     seed: int,
+    force: bool,
 ) -> None:
     """Adversarial mining: rank prompts by the model's reward gap to Claude, write variants
     of the worst as a weighted retraining set (a dataset folder sft and ppo accept)."""
@@ -271,6 +273,7 @@ def mine_cmd(
         device=device or "auto",
         sample=_sampling(max_turns, max_new_tokens),
         seed=seed,
+        force=force,
     )
     click.echo(
         f"scored {report['prompts_scored']} prompts (mean reward "

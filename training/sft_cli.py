@@ -66,8 +66,9 @@ def _report(stats: dict[str, Any], out: Path) -> str:
     help="Quality-gate settings (default: $BC_HOME/gates.toml, else the seed's).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the stats report as JSON.")
+@click.option("--force", is_flag=True, help="Replace --out even if claude-bc did not write it.")
 def dataset_cmd(
-    config: Path | None, gates_file: Path | None, as_json: bool, **options: Any
+    config: Path | None, gates_file: Path | None, as_json: bool, force: bool, **options: Any
 ) -> None:
     """Traces → bc_dataset.jsonl + train/eval/test chats with tools + stats.json."""
     from capture.gates import load_gate_config
@@ -75,7 +76,7 @@ def dataset_cmd(
 
     options["gates"] = load_gate_config(gates_file) if gates_file else None
     cfg = load_settings(DatasetConfig, config, "dataset", options)
-    stats = run(cfg)
+    stats = run(cfg, force=force)
     click.echo(json.dumps(stats, indent=2) if as_json else _report(stats, cfg.out))
 
 
