@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from capture import paths
+from capture import paths, safejson
 from capture.backfill import projects_dir
 from capture.errlog import run_detached
 from capture.ingest import ingest
+from capture.rawspool import redact_in_place
 from capture.redact import redact
 from capture.schema import ClaudeTrace
 from capture.spool import read_spool, session_lock, turns_from_hooks
@@ -160,7 +161,7 @@ def _response_message(rec: JSON, beta: str) -> tuple[JSON | None, str | None]:
     ctype = next((str(v) for k, v in headers.items() if k.lower() == "content-type"), "")
     if "event-stream" in ctype or body.startswith("event:"):
         return rebuild_message(body, beta)
-    message = json.loads(body)  # a non-streamed request: the Message itself
+    message = safejson.loads(body)  # a non-streamed request: the Message itself
     if isinstance(message, dict) and message.get("type") == "message":
         return message, None
     return None, f"not a message: {body[:300]}"
@@ -191,7 +192,7 @@ def read_api_spool(path: Path) -> tuple[list[Exchange], list[Problem]]:
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, 1):
             try:
-                rec = json.loads(raw)
+                rec = safejson.loads(raw)  # deep nesting: a bad record, not a crash
                 out.append(to_exchange(rec))
             except Exception as exc:  # noqa: BLE001 - one bad record must not lose the rest
                 problems.append(Problem(path, number, f"bad api record: {type(exc).__name__}"))
@@ -339,13 +340,13 @@ class SessionContext:
 
 
 def context_path(session: str, home: Path | None = None) -> Path:
-    return sessions_dir(home) / f"{session}.json"
+    return sessions_dir(home) / f"{paths.check_id(session)}.json"
 
 
 def load_context(session: str, home: Path | None = None) -> SessionContext:
     """The stored system prompts and tool sets of a session (empty if none yet)."""
     try:
-        data = json.loads(context_path(session, home).read_text("utf-8"))
+        data = safejson.loads(context_path(session, home).read_text("utf-8"))
     except (OSError, ValueError):
         return SessionContext(session)
     return SessionContext(
@@ -650,6 +651,7 @@ def assemble_api_session(
     are then never emitted again, since a later spool only yields the prompts that its
     own requests were made for.
     """
+    paths.check_id(session_id)  # before it names any file (spool, lock, context)
     result = ApiResult(session_id)
     spool = api_spool_dir(home) / f"{session_id}.jsonl"
     # the hook worker's lock: the two sources of one session never ingest at once
@@ -672,6 +674,8 @@ def assemble_api_session(
             result.dropped = _drop_if_unchanged(spool, st.st_size)
             if result.dropped:
                 lock.unlink(missing_ok=True)
+        if not result.dropped:
+            redact_in_place(spool)  # assembled: no secret stays in the clear on disk
         return result
     finally:
         os.close(lock_fd)

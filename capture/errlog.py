@@ -44,11 +44,8 @@ def log_error(component: str, session: str, message: str, home: Path | None = No
         try:
             if path == primary:
                 paths.ensure_dir(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line.encode("utf-8", "replace"))
-            finally:
-                os.close(fd)
+            # never through a link, never into a file someone else owns (a shared $TMPDIR)
+            paths.append_private(path, line.encode("utf-8", "replace"))
             return
         except OSError:
             continue
@@ -78,7 +75,9 @@ def recent_errors(limit: int = 10, home: Path | None = None) -> list[ErrorLine]:
     lines: list[ErrorLine] = []
     for path in (paths.error_log(home), paths.fallback_error_log()):
         try:
-            text = path.read_text("utf-8", "replace")
+            fd = paths.open_private(path, os.O_RDONLY)  # not a planted file or link
+            with os.fdopen(fd, "rb") as fh:
+                text = fh.read().decode("utf-8", "replace")
         except OSError:
             continue
         for raw in text.splitlines():

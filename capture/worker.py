@@ -27,6 +27,7 @@ from pathlib import Path
 from capture import paths
 from capture.errlog import run_detached
 from capture.ingest import ingest
+from capture.rawspool import redact_in_place
 from capture.schema import ClaudeTrace
 from capture.spool import (
     iter_spools,
@@ -68,6 +69,7 @@ def assemble_session(
 ) -> SessionResult:
     """Assemble (or re-assemble) one session from its spool; idempotent. ``recover``:
     then the spools of dead sessions too (:func:`recover_dead`)."""
+    paths.check_id(session_id)  # before it names any file (spool, lock)
     result = _assemble(session_id, home)
     if recover:
         recover_dead(home, skip={session_id})
@@ -92,7 +94,8 @@ def _assemble(session_id: str, home: Path | None, dead: bool = False) -> Session
         result.recovered = dead and not any(e.name == "SessionEnd" for e in read.events)
         hook_turns = turns_from_hooks(read.events)
         seen = {t.prompt_id for t in hook_turns}
-        transcript, subagents = transcript_paths(read.events)
+        transcript, subagents, bad = _checked(*transcript_paths(read.events))
+        result.problems += [Problem(spool, 0, f"transcript path refused: {b}") for b in bad]
         transcript_turns = []
         if transcript and transcript.is_file():
             turns, problems = turns_from_transcript(transcript, subagents, final=result.ended)
@@ -111,9 +114,35 @@ def _assemble(session_id: str, home: Path | None, dead: bool = False) -> Session
             _note_recovered(result, home)
         if result.ended and _drop_spool(spool, size):
             lock.unlink(missing_ok=True)  # the session is done: no lock file is left behind
+        else:
+            redact_in_place(spool)  # assembled: no secret stays in the clear on disk
         return result
     finally:
         os.close(lock_fd)
+
+
+def _checked(
+    main: Path | None, subs: dict[str, Path]
+) -> tuple[Path | None, dict[str, Path], list[str]]:
+    """The transcripts the hooks named, kept only when their names are what Claude Code
+    writes (``<id>.jsonl``, a safe id) and they are regular files (not links): a spool line
+    cannot make the worker read any other file."""
+    bad: list[str] = []
+
+    def ok(path: Path) -> bool:
+        good = (
+            path.suffix == ".jsonl"
+            and paths.is_safe_id(path.stem)
+            and path.is_absolute()
+            and ".." not in path.parts
+            and not path.is_symlink()
+        )
+        if not good:
+            bad.append(repr(str(path))[:200])
+        return good
+
+    kept = {aid: p for aid, p in subs.items() if paths.is_safe_id(aid) and ok(p)}
+    return (main if main is not None and ok(main) else None), kept, bad
 
 
 # --- sessions that died -------------------------------------------------------------------
@@ -178,7 +207,11 @@ def recover_dead(home: Path | None = None, skip: set[str] | None = None) -> list
     """Assemble and clear the spools of sessions whose Claude Code process is gone."""
     out = []
     for spool in iter_spools(paths.spool_dir(home)):
-        if spool.stem not in (skip or set()) and process_gone(spool):
+        if (
+            paths.is_safe_id(spool.stem)
+            and spool.stem not in (skip or set())
+            and process_gone(spool)
+        ):
             out.append(_assemble(spool.stem, home, dead=True))
     return out
 

@@ -25,6 +25,7 @@ MAX_BYTES = 64 << 20  # a payload larger than this is not a hook payload we can 
 READ_DEADLINE_S = 5.0  # Claude Code closes stdin at once; never wait longer than this
 LOCK_DEADLINE_S = 3.0
 ASSEMBLE_EVENTS = (b"Stop", b"SubagentStop", b"SessionEnd")
+FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
 
 
 def data_dir() -> str:
@@ -55,7 +56,7 @@ def log_error(home: str, session: str, message: str) -> None:
         os.path.join(tmp, f"claude-bc-{os.getuid()}-errors.log"),
     ):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(path)  # never a link, never a file someone else owns
             try:
                 os.write(fd, line.encode("utf-8", "replace"))
             finally:
@@ -63,6 +64,17 @@ def log_error(home: str, session: str, message: str) -> None:
             return
         except OSError:
             continue
+
+
+def open_private(path: str) -> int:
+    """Open ``path`` for appending, created 0600: never through a symlink, and only a
+    regular file this user owns (a planted link or someone else's file raises OSError)."""
+    fd = os.open(path, FLAGS, 0o600)
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or (st.st_mode & 0o170000) != 0o100000:
+        os.close(fd)
+        raise PermissionError(f"{path}: not a regular file of this user: refused")
+    return fd
 
 
 def read_stdin() -> bytes:
@@ -108,21 +120,41 @@ def field(payload: bytes, key: bytes) -> bytes:
 
 
 def session_of(payload: bytes) -> str:
-    """The payload's session id if it is safe as a file name, else the env's, else "unknown"."""
+    """The payload's session id if it is safe as a file name (capture.paths.SAFE_ID: ASCII
+    letters, digits, ``-`` and ``_``, no leading ``-``), else the env's, else "unknown"."""
     for sid in (
         field(payload, b"session_id"),
         os.environ.get("CLAUDE_CODE_SESSION_ID", "").encode(),
     ):
-        if 0 < len(sid) <= 128 and sid.replace(b"-", b"").replace(b"_", b"").isalnum():
+        if (
+            0 < len(sid) <= 128
+            and sid[:1] != b"-"
+            and sid.replace(b"-", b"").replace(b"_", b"").isalnum()
+        ):
             return sid.decode("ascii")
     return "unknown"
 
 
+SHELLS = (b"sh", b"dash", b"bash", b"zsh")
+
+
 def claude_pid() -> bytes:
-    """``"pid":N,`` for the Claude Code process that runs this hook ($CLAUDE_PID), so a
-    session that died without SessionEnd can be told from one still going; else b""."""
+    """``"pid":N,`` for the Claude Code process that runs this hook, so a session that
+    died without SessionEnd can be told from one still going; else b"". $CLAUDE_PID
+    (2.1.2xx on); before it, the parent, or the parent's parent when the parent is the
+    shell Claude Code ran the hook command with (Linux /proc; nothing elsewhere)."""
     pid = os.environ.get("CLAUDE_PID", "")
-    return b'"pid":%s,' % pid.encode() if pid.isdigit() and len(pid) < 12 else b""
+    if not (pid.isdigit() and len(pid) < 12):
+        pid = str(os.getppid())
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read(4096)
+            comm, rest = stat[stat.find(b"(") + 1 : stat.rfind(b")")], stat[stat.rfind(b")") + 2 :]
+            if comm in SHELLS:
+                pid = rest.split()[1].decode()
+        except (OSError, IndexError, ValueError):
+            return b""
+    return b'"pid":%s,' % pid.encode()
 
 
 def check(payload: bytes) -> bytes:
@@ -142,12 +174,12 @@ def append(path: str, record: bytes) -> None:
     import fcntl
 
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(path)
     except FileNotFoundError:
         spool = os.path.dirname(path)
         os.makedirs(os.path.dirname(spool), mode=0o700, exist_ok=True)
         os.makedirs(spool, mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(path)
     try:
         deadline = time.monotonic() + LOCK_DEADLINE_S
         locked = False

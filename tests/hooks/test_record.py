@@ -133,15 +133,34 @@ def test_unwritable_data_folder_logs_to_the_fallback(tmp_path: Path) -> None:
 
 
 def test_full_disk_leaves_no_torn_record(tmp_path: Path) -> None:
-    if not Path("/dev/full").exists():
-        pytest.skip("no /dev/full")
+    """A write that fails half way (here: the file size limit, as a full disk would) is
+    cut back, so the spool never holds a torn line."""
+    import resource
+
     home = tmp_path / "home"
     (home / "spool").mkdir(parents=True)
     sid = "4f1c2d3e-aaaa-bbbb-cccc-0123456789ab"
-    (home / "spool" / f"{sid}.jsonl").symlink_to("/dev/full")
-    proc = run_hook(payload(), home, tmp_path)
+    spool = home / "spool" / f"{sid}.jsonl"
+    spool.write_bytes(b'{"v":1,"t":1,"p":{}}\n' * 100)
+    before = spool.read_bytes()
+    limit = len(before) + 40  # the next record starts, then cannot be finished
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {"PATH": os.environ["PATH"], "BC_HOME": str(home), "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [PYTHON, "-I", "-S", str(HOOK)],
+        input=payload(),
+        env={**env, "BC_NO_ASSEMBLE": "1"},
+        capture_output=True,
+        timeout=30,
+        check=False,
+        preexec_fn=small_files,
+    )
     assert proc.returncode == 0 and proc.stdout == b""
-    assert any("No space left" in line for line in error_lines(home, tmp_path))
+    assert spool.read_bytes() == before
+    assert any("File too large" in line for line in error_lines(home, tmp_path))
 
 
 def test_stdin_held_open_ends_within_the_deadline(tmp_path: Path) -> None:
