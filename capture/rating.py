@@ -6,10 +6,15 @@
   worker merges a re-assembled turn into the stored one.
 * The ``/bc-rate`` slash command: a markdown command file that ``bc-capture install`` writes
   next to the settings (``.claude/commands/bc-rate.md``, or ``~/.claude/commands/`` for the
-  user scope). Its body runs ``<python> -m capture.cli rate --last --args-stdin`` through
-  Claude Code's ``!`` bash syntax. Claude Code pastes ``$ARGUMENTS`` into that shell line as
-  text, so the arguments travel in a quoted heredoc: a note with ``;``, quotes or ``$`` stays
-  a note and never runs as a command.
+  user scope). Its body runs the fixed line ``<python> -m capture.cli rate --last
+  --args-from-hook`` through Claude Code's ``!`` bash syntax. The user's words never reach
+  that shell: Claude Code pastes ``$ARGUMENTS`` into a ``!`` line as plain text (a heredoc
+  around it is ended by a note holding its terminator), so the body names no placeholder.
+  The arguments come from the capture hook instead: Claude Code hands the typed
+  ``/bc-rate down …`` to the ``UserPromptSubmit`` hook as JSON on stdin before it runs the
+  command's ``!`` line, the hook appends it to the session's spool, and
+  :func:`args_from_hook` reads it back from there (``$CLAUDE_CODE_SESSION_ID`` names the
+  session). No shell parses the note at any point.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ COMMAND_NAME = "bc-rate"
 COMMAND_MARKER = (
     "<!-- claude-bc: written by `bc-capture install`; `bc-capture uninstall` removes it -->"
 )
-HEREDOC = "BC_RATE_ARGS"
 MAX_NOTE = 2000
 
 
@@ -53,6 +57,31 @@ def parse_rating(words: Iterable[str]) -> tuple[Rating | None, str | None]:
     if value not in aliases:
         raise BCError(f"rating must be up, down or clear, not {parts[0]!r}")
     return aliases[value], note or None  # type: ignore[return-value]
+
+
+def args_from_hook(session: str, home: Path | None = None) -> str:
+    """The arguments of the ``/bc-rate`` command just typed in ``session``: the text after
+    the command name in the last prompt the ``UserPromptSubmit`` hook spooled."""
+    from capture import paths
+    from capture.spool import read_spool
+
+    if not paths.is_safe_id(session):
+        raise BCError("/bc-rate runs inside Claude Code (no CLAUDE_CODE_SESSION_ID here)")
+    spool = paths.spool_dir(home) / f"{session}.jsonl"
+    try:
+        events = read_spool(spool).events
+    except OSError:
+        events = []
+    prompts = [e.payload.get("prompt") for e in events if e.name == "UserPromptSubmit"]
+    typed = prompts[-1].strip() if prompts and isinstance(prompts[-1], str) else ""
+    name = typed.split(maxsplit=1)[0] if typed else ""
+    # "/bc-rate", or "/plugin:bc-rate" when it came with the plugin
+    if name.rsplit(":", 1)[-1].lstrip("/") != COMMAND_NAME or not name.startswith("/"):
+        raise BCError(
+            "cannot find the /bc-rate arguments: the claude-bc capture hook did not record "
+            "this prompt (run `bc-capture install`, or rate with `bc-capture rate --last`)"
+        )
+    return typed[len(name) :].strip()
 
 
 def _when(trace: ClaudeTrace) -> datetime:
@@ -107,9 +136,8 @@ def command_text(python: Path, bc_home: Path | None) -> str:
         f"allowed-tools: Bash({prefix} rate:*)\n"
         "---\n"
         f"{COMMAND_MARKER}\n"
-        f"!`{prefix} rate --last --args-stdin <<'{HEREDOC}'\n"
-        "$ARGUMENTS\n"
-        f"{HEREDOC}`\n"
+        # no placeholder on purpose: the arguments come from the hook, never via a shell
+        f"!`{prefix} rate --last --args-from-hook`\n"
         "\n"
         "The line above is the result of rating your previous answer for claude-bc. "
         "Reply with exactly that line and nothing else; do not use any tool.\n"

@@ -177,8 +177,9 @@ def test_shipped_command_files_match_what_install_writes() -> None:
     )
     assert plugin.endswith(body)
     text = plugin
-    assert '${CLAUDE_PLUGIN_ROOT}/.venv/bin/python" -m capture.cli rate --last --args-stdin' in text
-    assert "<<'BC_RATE_ARGS'\n$ARGUMENTS\nBC_RATE_ARGS`" in text
+    assert '/.venv/bin/python" -m capture.cli rate --last --args-from-hook`' in text
+    # the user's words never reach a shell: no placeholder in any command file
+    assert "$ARGUMENTS" not in text and "$ARGUMENTS" not in written and "<<" not in written
 
 
 def wait_for(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
@@ -209,9 +210,8 @@ def test_slash_command_rates_the_last_turn_from_inside_claude_code(tmp_path: Pat
     wait_for(lambda: store.count() == 1)
     (turn,) = store.load_traces()
 
-    # Claude Code pastes the arguments into the shell line as text: none of this may run.
-    # (A backtick ends Claude Code's !`...` span itself: the note is cut there, see README.)
-    note = 'it\'s "wrong"; touch pwned $(touch pwned2) && echo $HOME | tee pwned3 \\'
+    # The arguments never reach a shell (they come from the hook's spool): none of this runs.
+    note = 'it\'s "wrong"; touch pwned $(touch pwned2) && echo `touch pwned4` | tee pwned3 \\'
     reply = {"prompt": "x", "turns": [{"content": [{"type": "text", "text": "Rated."}]}]}
     with FakeAnthropic(reply, cwd=str(project), log_path=tmp_path / "requests.jsonl") as api:
         rated_run = run_claude(
