@@ -92,6 +92,7 @@ class ProxyPlan:
     mitmdump: Path
     rollout: float = 0.0  # percent of sessions sent to ``local`` (proxy/rollout.py)
     local: str | None = None
+    local_remote: bool = False  # --allow-remote-local: a local endpoint on another host
 
     @property
     def ca_cert(self) -> Path:
@@ -112,12 +113,14 @@ class ProxyPlan:
         args += ["--set", f"confdir={self.confdir}", "--set", f"bc_python={sys.executable}"]
         if self.rollout > 0 and self.local:
             args += ["--set", f"bc_rollout={self.rollout}", "--set", f"bc_local={self.local}"]
+            if self.local_remote:
+                args += ["--set", "bc_local_remote=true"]
         if self.mode == "regular":  # decrypt the API host only; tunnel the rest untouched
             args += ["--set", f"allow_hosts=^{re.escape(host)}(:\\d+)?$"]
         return args
 
 
-def check_rollout(percent: float, local: str | None) -> str | None:
+def check_rollout(percent: float, local: str | None, allow_remote: bool = False) -> str | None:
     """The local endpoint's URL when a share of sessions goes there, checked."""
     from proxy import rollout
 
@@ -127,9 +130,10 @@ def check_rollout(percent: float, local: str | None) -> str | None:
         raise BCError("--rollout needs --local URL (the endpoint of bc-train serve)")
     if local:
         try:
-            rollout.local_target(local)
+            rollout.local_target(local, allow_remote)
         except ValueError as exc:
-            raise BCError(f"--local: {exc}") from None
+            hint = "" if allow_remote else " (--allow-remote-local)"
+            raise BCError(f"--local: {exc}{hint}") from None
     return local.rstrip("/") if local else None
 
 
@@ -141,6 +145,7 @@ def plan(
     home: Path | None = None,
     rollout: float = 0.0,
     local: str | None = None,
+    local_remote: bool = False,
 ) -> ProxyPlan:
     """Check the options, find mitmdump and make the folders; raises ``BCError`` on
     anything unusable, before anything is printed or started."""
@@ -152,7 +157,8 @@ def plan(
         confdir=(confdir or home / "mitmproxy").expanduser(),
         mitmdump=find_mitmdump(),
         rollout=rollout,
-        local=check_rollout(rollout, local),
+        local=check_rollout(rollout, local, local_remote),
+        local_remote=local_remote,
     )
     try:
         for folder in (home, p.confdir, paths.spool_dir(home)):  # confdir: the CA's key

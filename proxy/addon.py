@@ -65,9 +65,9 @@ CREDENTIAL_FIELD = re.compile(
     rb'authorization|client_secret|session_key|sessionKey|password)"\s*:\s*")'
     rb'(?:[^"\\]|\\.)*(")'
 )
-SESSION_IN_BODY = re.compile(rb'session_id\\?"\s*:\s*\\?"([A-Za-z0-9_\-]{1,128})')
+SESSION_IN_BODY = re.compile(rb'session_id\\?"\s*:\s*\\?"([A-Za-z0-9_][A-Za-z0-9_\-]{0,127})\\?"')
 END_TURN = re.compile(rb'"stop_reason"\s*:\s*"end_turn"')
-SAFE_NAME = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}")  # capture.paths.SAFE_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -205,7 +205,7 @@ def request_json(body: bytes) -> tuple[Any, bytes]:
     its JSON encoding."""
     try:
         parsed = json.loads(body.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: kept as text
         text = body.decode("utf-8", "replace")
         return text, json.dumps(text, ensure_ascii=False).encode()
     if b"\n" in body or b"\r" in body:
@@ -216,7 +216,7 @@ def request_json(body: bytes) -> tuple[Any, bytes]:
 def build_record(snap: dict[str, Any]) -> tuple[str, dict[str, Any], bytes]:
     """(session, the spool record less its request, the request's JSON bytes) of one
     exchange; runs on the writer thread."""
-    secrets = header_secrets(snap["request_headers"])
+    secrets = header_secrets(snap["request_headers"]) + list(snap.get("secrets") or [])
     body = scrub(snap["request_body"], secrets)
     session = session_of(snap["request_headers"], body)
     rec: dict[str, Any] = {
@@ -319,15 +319,25 @@ def is_messages_call(flow: http.HTTPFlow) -> bool:
 SERVED_BY_KEY = "claude_bc_served_by"
 
 
-def route(flow: http.HTTPFlow, percent: float, local: str) -> None:
+SECRETS_KEY = "claude_bc_secrets"  # credentials taken off a request, to scrub the record
+
+
+def route(flow: http.HTTPFlow, percent: float, local: str, allow_remote: bool = False) -> None:
     """Rollout: send the request to the local model when its session is in the share
-    (sticky per session, see proxy/rollout.py); only the destination changes."""
+    (sticky per session, see proxy/rollout.py). The destination changes, and the user's
+    Anthropic credentials (``x-api-key``, ``authorization``, any auth/token header) are
+    taken off the request: the local model never sees them."""
     req = flow.request
-    session = session_of(list(req.headers.items(multi=True)), req.get_content(strict=False) or b"")
+    pairs = list(req.headers.items(multi=True))
+    session = session_of(pairs, req.get_content(strict=False) or b"")
     killed = rollout.is_killed(data_dir())
     known = None if session == "unknown" else session
     if rollout.route(known, percent, killed=killed) == rollout.LOCAL:
-        req.scheme, req.host, req.port = rollout.local_target(local)
+        target = rollout.local_target(local, allow_remote)  # raises: stays with Anthropic
+        flow.metadata[SECRETS_KEY] = header_secrets(pairs)
+        for name in {k for k, _ in pairs if rollout.is_credential_header(k)}:
+            del req.headers[name]
+        req.scheme, req.host, req.port = target
         flow.metadata[SERVED_BY_KEY] = rollout.LOCAL
 
 
@@ -340,6 +350,7 @@ class Recorder:
         self.bc_python = ""
         self.rollout = 0.0
         self.local = ""
+        self.allow_remote = False
 
     # -- mitmproxy hooks
 
@@ -349,6 +360,9 @@ class Recorder:
         )
         loader.add_option("bc_rollout", str, "0", "percent of sessions sent to bc_local")
         loader.add_option("bc_local", str, "", "the local model's endpoint (bc-train serve)")
+        loader.add_option(
+            "bc_local_remote", bool, False, "allow a bc_local on another host (https only)"
+        )
 
     @guarded
     def configure(self, updated: set[str]) -> None:
@@ -356,12 +370,20 @@ class Recorder:
 
         self.bc_python = str(ctx.options.bc_python or "")
         self.rollout = float(ctx.options.bc_rollout or 0)
-        self.local = str(ctx.options.bc_local or "")
+        self.allow_remote = bool(ctx.options.bc_local_remote)
+        self.local = ""
+        local = str(ctx.options.bc_local or "")
+        if local:
+            try:
+                rollout.local_target(local, self.allow_remote)
+                self.local = local
+            except ValueError as exc:  # never route there: every session stays with Anthropic
+                log_error("-", f"bc_local refused: {exc}")
 
     @guarded
     def request(self, flow: http.HTTPFlow) -> None:
         if self.rollout > 0 and self.local and is_messages_call(flow):
-            route(flow, self.rollout, self.local)
+            route(flow, self.rollout, self.local, self.allow_remote)
 
     @guarded
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -406,6 +428,7 @@ class Recorder:
                 "method": req.method,
                 "url": req.url.split("?", 1)[0],
                 "request_headers": list(req.headers.items(multi=True)),
+                "secrets": flow.metadata.get(SECRETS_KEY, []),
                 "request_body": req.get_content(strict=False) or b"",
                 "status": resp.status_code if resp else None,
                 "response_headers": list(resp.headers.items(multi=True)) if resp else None,

@@ -14,10 +14,15 @@ mitmdump's own virtualenv.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from urllib.parse import urlsplit
 
 KILL_FILE = "rollout-off"
+CREDENTIAL_HEADERS = frozenset(
+    {"x-api-key", "authorization", "proxy-authorization", "cookie", "anthropic-admin-api-key"}
+)
+CREDENTIAL_PARTS = ("auth", "cookie", "token", "secret", "api-key", "apikey", "password", "key")
 LOCAL = "local"
 ANTHROPIC = "anthropic"
 
@@ -53,16 +58,60 @@ def is_killed(data_dir: str) -> bool:
     return os.path.exists(kill_file(data_dir))
 
 
-def local_target(url: str) -> tuple[str, str, int]:
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost).
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "10.0.0.5", "example.com")]
+    [True, True, True, False, False]
+    """
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def local_target(url: str, allow_remote: bool = False) -> tuple[str, str, int]:
     """``(scheme, host, port)`` of the local endpoint's base URL.
+
+    The requests sent there carry the user's prompts and code, so a host other than this
+    machine's loopback is refused unless ``allow_remote`` (an explicit option) is given,
+    and then only over https.
 
     >>> local_target("http://127.0.0.1:8090")
     ('http', '127.0.0.1', 8090)
+    >>> local_target("https://gpu.lan:8443", allow_remote=True)
+    ('https', 'gpu.lan', 8443)
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) base URL: {url!r}")
-    if parts.path not in ("", "/"):
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"the local endpoint's URL takes no path: {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"the local endpoint's URL takes no user or password: {url!r}")
+    if not is_loopback(parts.hostname):
+        if not allow_remote:
+            raise ValueError(
+                f"{parts.hostname} is not this machine (127.0.0.1, ::1, localhost): a "
+                "model elsewhere needs https and the explicit option to allow it"
+            )
+        if parts.scheme != "https":
+            raise ValueError(f"a local endpoint on another host needs https: {url!r}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, parts.hostname, port
+
+
+def is_credential_header(name: str) -> bool:
+    """Headers that carry the user's Anthropic credentials (or any credential): never sent
+    to the local model.
+
+    >>> [is_credential_header(h) for h in ("x-api-key", "Authorization", "anthropic-beta")]
+    [True, True, False]
+    """
+    low = name.lower()
+    return low in CREDENTIAL_HEADERS or any(part in low for part in CREDENTIAL_PARTS)

@@ -64,7 +64,7 @@ def test_kill_switch_and_missing_session_go_to_anthropic(tmp_path: Path) -> None
 
 def test_local_target_parses_base_urls() -> None:
     assert local_target("http://127.0.0.1:8090/") == ("http", "127.0.0.1", 8090)
-    assert local_target("https://gpu-box") == ("https", "gpu-box", 443)
+    assert local_target("https://gpu-box", allow_remote=True) == ("https", "gpu-box", 443)
     for bad in ("ftp://x", "127.0.0.1:80", "http://x/v1"):
         with pytest.raises(ValueError):
             local_target(bad)
