@@ -20,6 +20,8 @@ import json
 import math
 import secrets
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -106,6 +108,7 @@ class Judgment:
     claude_side: Literal["A", "B"]
     quality_claude: int
     quality_local: int
+    rater: str = ""
 
     @property
     def score(self) -> float:
@@ -122,12 +125,18 @@ class ABStore:
     """The SQLite file of one A/B test. Each method opens its own connection, so the web
     page's threads can share one store."""
 
+    #: Showings waiting for a vote, kept in memory only (a page view writes nothing).
+    MAX_PENDING = 10_000
+
     def __init__(self, path: Path) -> None:
         self.path = path
         paths.ensure_dir(path.parent)
         with self._db() as db:
             db.executescript(SCHEMA)
         path.chmod(0o600)
+        # token -> (pair id, Claude's side, rater, shown at); recorded when a vote needs it
+        self._pending: OrderedDict[str, tuple[int, str, str, str]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -168,46 +177,68 @@ class ABStore:
             if row is None:
                 return None
             pair_id, prompt, claude, local = row
-            token = secrets.token_urlsafe(16)
-            side = "A" if claude_first else "B"
-            db.execute(
-                "INSERT INTO showings (token, pair_id, claude_side, rater, shown_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (token, pair_id, side, rater, _now()),
-            )
+        token = secrets.token_urlsafe(16)
+        side = "A" if claude_first else "B"
+        with self._lock:
+            self._pending[token] = (int(pair_id), side, rater, _now())
+            while len(self._pending) > self.MAX_PENDING:
+                self._pending.popitem(last=False)
         a, b = (claude, local) if claude_first else (local, claude)
         return Showing(token, int(pair_id), str(prompt), str(a), str(b))
 
-    def vote(self, token: str, guess: str, quality_a: int, quality_b: int) -> None:
-        """Record the vote for one showing; a showing takes one vote only."""
+    def vote(
+        self, token: str, guess: str, quality_a: int, quality_b: int, rater: str | None = None
+    ) -> None:
+        """Record the vote for one showing: its showing is written with it. A showing takes
+        one vote, a rater one vote per pair; ``rater`` (when given) must be the one the
+        pair was shown to."""
         if guess not in GUESSES:
             raise BCError(f"guess must be one of {', '.join(GUESSES)}, not {guess!r}")
         for q in (quality_a, quality_b):
             if not 1 <= q <= 5:
                 raise BCError(f"quality ratings are 1 to 5, not {q}")
+        with self._lock:
+            shown = self._pending.get(token)
         with self._db() as db:
-            if db.execute("SELECT 1 FROM showings WHERE token = ?", (token,)).fetchone() is None:
+            if shown is None:
+                if db.execute("SELECT 1 FROM votes WHERE token = ?", (token,)).fetchone():
+                    raise BCError("this pair was already judged")
                 raise BCError("this pair was never shown (unknown token)")
-            try:
-                db.execute(
-                    "INSERT INTO votes (token, guess, quality_a, quality_b, voted_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (token, guess, quality_a, quality_b, _now()),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise BCError("this pair was already judged") from exc
+            pair_id, side, shown_to, shown_at = shown
+            if rater is not None and rater != shown_to:
+                raise BCError("this pair was shown to another rater")
+            db.execute("BEGIN IMMEDIATE")  # one vote per pair and rater, even when racing
+            judged = db.execute(
+                "SELECT 1 FROM showings s JOIN votes v ON v.token = s.token"
+                " WHERE s.pair_id = ? AND s.rater = ?",
+                (pair_id, shown_to),
+            ).fetchone()
+            if judged:
+                raise BCError("this pair was already judged")
+            db.execute(
+                "INSERT INTO showings (token, pair_id, claude_side, rater, shown_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token, pair_id, side, shown_to, shown_at),
+            )
+            db.execute(
+                "INSERT INTO votes (token, guess, quality_a, quality_b, voted_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token, guess, quality_a, quality_b, _now()),
+            )
+        with self._lock:
+            self._pending.pop(token, None)
 
     def judgments(self) -> list[Judgment]:
         """Every vote, oldest first."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT v.guess, s.claude_side, v.quality_a, v.quality_b FROM votes v"
+                "SELECT v.guess, s.claude_side, v.quality_a, v.quality_b, s.rater FROM votes v"
                 " JOIN showings s ON s.token = v.token ORDER BY v.voted_at, v.rowid"
             ).fetchall()
         out: list[Judgment] = []
-        for guess, side, qa, qb in rows:
+        for guess, side, qa, qb, rater in rows:
             q_claude, q_local = (qa, qb) if side == "A" else (qb, qa)
-            out.append(Judgment(guess, side, int(q_claude), int(q_local)))
+            out.append(Judgment(guess, side, int(q_claude), int(q_local), str(rater)))
         return out
 
 
@@ -249,6 +280,7 @@ class Report:
     """The tally of an A/B test."""
 
     judgments: int
+    raters: int
     fooled: int
     unsure: int
     found: int
@@ -275,6 +307,7 @@ def report(judgments: Sequence[Judgment]) -> Report:
     needed = judgments_needed(rate)
     return Report(
         judgments=n,
+        raters=len({j.rater for j in judgments}),
         fooled=sum(1 for j in judgments if j.score == 1.0),
         unsure=sum(1 for j in judgments if j.guess == "unsure"),
         found=sum(1 for j in judgments if j.score == 0.0),
@@ -303,6 +336,7 @@ def render_report(r: Report) -> str:
     lines = [
         f"judgments: {r.judgments} (took local for Claude: {r.fooled}, can't tell: {r.unsure},"
         f" found Claude: {r.found})",
+        f"raters: {r.raters} (a few raters casting most judgments weaken the claim)",
         f"indistinguishability: {r.indistinguishability:.1%} (95% CI {lo:.1%} to {hi:.1%};"
         " 50% = raters cannot tell)",
     ]

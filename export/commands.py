@@ -147,6 +147,13 @@ def _summary(report: object, out: Path, stem: str) -> str:
 )
 @click.option("--name", default=None, help="Model name in replies (default: the file stem).")
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="A Host name requests may use besides localhost/127.0.0.1/[::1] (when serving "
+    "another machine; repeatable).",
+)
+@click.option(
     "--grammar",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -162,6 +169,7 @@ def serve_cmd(
     temperature: float,
     name: str | None,
     grammar: Path | None,
+    allow_hosts: tuple[str, ...],
 ) -> None:
     """Serve MODEL.gguf as an Anthropic Messages API (for ANTHROPIC_BASE_URL)."""
     from export.serve import LocalModel, Server, serve
@@ -175,6 +183,7 @@ def serve_cmd(
             system="training" if system == "training" else "request",
             temperature=temperature,
             grammar=grammar.read_text() if grammar else None,
+            allow_hosts=allow_hosts,
         )
     except OSError as exc:
         raise BCError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
@@ -260,8 +269,8 @@ def abtest_serve_cmd(db: Path | None, host: str, port: int) -> None:
         server = make_server(store, host, port)
     except OSError as exc:
         raise BCError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    url = f"http://{host}:{server.server_address[1]}/"
-    click.echo(f"A/B test page: {url}  (tally: {url}report)", nl=True)
+    base = f"http://{host}:{server.server_address[1]}/"
+    click.echo(f"A/B test page: {base}?key={server.secret}  (tally: {base}report)", nl=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

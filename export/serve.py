@@ -29,6 +29,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from capture.errors import BCError
+from export import httpguard
 from export import messages as chat
 from training.config import DEFAULT_SYSTEM
 from training.template import BOS, CHAT_TEMPLATE
@@ -323,6 +324,16 @@ def _sampling(body: Mapping[str, Any], default_temperature: float) -> JSON:
 # --------------------------------------------------------------------------- HTTP
 
 
+#: The largest request body accepted (a long agent conversation is a few MB).
+MAX_BODY = 32 << 20
+_KINDS = {
+    400: "invalid_request_error",
+    403: "permission_error",
+    411: "invalid_request_error",
+    413: "request_too_large",
+}
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -336,8 +347,13 @@ class Server(ThreadingHTTPServer):
         system: Literal["training", "request"] = "training",
         temperature: float = 0.7,
         grammar: str | None = None,
+        allow_hosts: Sequence[str] = (),
+        max_body: int = MAX_BODY,
     ) -> None:
         super().__init__(address, _Handler)
+        # Host names besides localhost/127.0.0.1/[::1] a request may name (--allow-host)
+        self.hosts = httpguard.allowed_hosts(self.server_address[1], allow_hosts)
+        self.max_body = max_body
         self.model = model
         self.max_tokens_cap = max_tokens_cap
         self.training_system = DEFAULT_SYSTEM if system == "training" else None
@@ -419,20 +435,38 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+    def _checked(self) -> bool:
+        """Host and Origin checks (DNS rebinding, other web pages); False: refused and
+        answered, the connection is closed."""
         try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise _invalid("the request body is not valid JSON") from exc
+            httpguard.check_host(self, self.server.hosts)
+            httpguard.check_origin(self, self.server.hosts)
+            return True
+        except httpguard.Refused as exc:
+            self._refuse(exc)
+            return False
+
+    def _refuse(self, exc: httpguard.Refused) -> None:
+        self.close_connection = True  # the body (if any) was not read
+        kind = _KINDS.get(exc.status, "invalid_request_error")
+        self._json(exc.status, APIError(exc.status, kind, exc.message).body())
+
+    def _body(self) -> Any:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":  # a form or text/plain POST: never an API client
+            raise httpguard.Refused(400, "Content-Type must be application/json")
+        return httpguard.parse_json(httpguard.read_body(self, self.server.max_body))
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
+        if not self._checked():
+            return
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def do_GET(self) -> None:  # noqa: N802
+        if not self._checked():
+            return
         if urlsplit(self.path).path == "/v1/models":
             name = self.server.model.name
             self._json(200, {"data": [{"type": "model", "id": name, "display_name": name}]})
@@ -440,6 +474,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, APIError(404, "not_found_error", "Not found").body())
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._checked():
+            return
         path = urlsplit(self.path).path
         try:
             if path == "/v1/messages/count_tokens":
@@ -448,6 +484,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._messages(self.server.job(self._body()))
             else:
                 raise APIError(404, "not_found_error", f"Not found: POST {path}")
+        except httpguard.Refused as exc:
+            self._refuse(exc)
         except APIError as exc:
             self._json(exc.status, exc.body())
         except (BrokenPipeError, ConnectionResetError):
