@@ -19,6 +19,7 @@ from capture.gates import load_gate_config
 from capture.schema import ClaudeTrace
 from capture.spool import iter_spools
 from capture.store import TraceStorage
+from capture.termsafe import json_visible, visible
 from capture.worker import assemble_session, recover_dead, recovered
 
 SCOPE = click.Choice(["project", "local", "user"])
@@ -125,7 +126,11 @@ def status_cmd(project_dir: Path) -> None:
 @click.argument("sessions", nargs=-1)
 def assemble_cmd(sessions: tuple[str, ...]) -> None:
     """Assemble pending spools now (all of them, or the given session ids)."""
-    names = sessions or tuple(p.stem for p in iter_spools(paths.spool_dir()))
+    for session in sessions:
+        paths.check_id(session)  # one clear error before anything is touched
+    names = sessions or tuple(
+        p.stem for p in iter_spools(paths.spool_dir()) if paths.is_safe_id(p.stem)
+    )
     total = 0
     for session in names:
         result = assemble_session(session, recover=False)
@@ -141,7 +146,7 @@ def assemble_cmd(sessions: tuple[str, ...]) -> None:
         )
     from capture.api import IDLE_DROP_S, assemble_api_session, iter_api_spools
 
-    api_names = sessions or tuple(p.stem for p in iter_api_spools())
+    api_names = sessions or tuple(p.stem for p in iter_api_spools() if paths.is_safe_id(p.stem))
     if api_names:  # the proxy's spools (spool/api/): an idle one is removed once assembled
         api_total = 0
         for session in api_names:
@@ -164,8 +169,7 @@ def export_cmd(output: Path | None) -> None:
     store = _store()
     lines = (json.dumps(t.record(), ensure_ascii=False) + "\n" for t in store.load_traces())
     if output:
-        output.touch(mode=0o600)
-        with output.open("w", encoding="utf-8") as fh:
+        with os.fdopen(paths.open_output(output), "w", encoding="utf-8") as fh:
             fh.writelines(lines)
     else:
         sys.stdout.writelines(lines)
@@ -196,9 +200,9 @@ def list_cmd(limit: int) -> None:
     store = _store()
     traces = sorted(store.load_traces(), key=lambda t: t.started_at or datetime.min.astimezone())
     for t in traces[-limit:] if limit else traces:
-        click.echo(
+        click.echo(  # captured text: no escape sequence or bidi control reaches the terminal
             f"{t.trace_id[:8]}  {_when(t.started_at)}  {len(t.tool_calls):>3} tools  "
-            f"{_short(t.user_prompt, 60)}"
+            f"{visible(_short(t.user_prompt, 60))}"
         )
     _report_problems(store)
 
@@ -244,8 +248,11 @@ def show_cmd(trace_id: str, as_json: bool) -> None:
     """One trace, readable (or as JSON); an id prefix is enough."""
     store = _store()
     trace = store.get(trace_id)
+    # captured text: no escape sequence or bidi control reaches the terminal
     click.echo(
-        json.dumps(trace.record(), indent=2, ensure_ascii=False) if as_json else _render(trace)
+        json_visible(json.dumps(trace.record(), indent=2, ensure_ascii=False))
+        if as_json
+        else visible(_render(trace))
     )
 
 
@@ -352,9 +359,19 @@ def reextract_cmd(dry_run: bool) -> None:
 @click.option("--last", is_flag=True, help="Rate the latest turn (of this Claude Code session).")
 @click.option("--note", help="Why: kept with the rating (redacted like every captured text).")
 @click.option("--args-stdin", is_flag=True, hidden=True, help="Read 'up|down [note]' from stdin.")
-def rate_cmd(words: tuple[str, ...], last: bool, note: str | None, args_stdin: bool) -> None:
+@click.option(
+    "--args-from-hook",
+    is_flag=True,
+    hidden=True,
+    help="/bc-rate: the arguments as the capture hook recorded the typed command.",
+)
+def rate_cmd(
+    words: tuple[str, ...], last: bool, note: str | None, args_stdin: bool, args_from_hook: bool
+) -> None:
     """Rate a trace: bc-capture rate ID|--last up|down|clear [--note TEXT]."""
     args = list(words) + (sys.stdin.read().split() if args_stdin else [])
+    if args_from_hook:
+        args += rating.args_from_hook(os.environ.get("CLAUDE_CODE_SESSION_ID", "")).split()
     if not last:
         if not args:
             raise BCError("say which trace to rate: an id (prefix) or --last")
@@ -399,8 +416,8 @@ def view_cmd(gates_file: Path | None, output: Path) -> None:
     store = _store()
     page = render_html(store.load_traces(), load_gate_config(gates_file))
     try:
-        output.touch(mode=0o600)
-        output.write_text(page, encoding="utf-8")
+        with os.fdopen(paths.open_output(output), "w", encoding="utf-8") as fh:
+            fh.write(page)
     except OSError as exc:
         raise BCError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output} ({store.count()} traces); open it in a browser")
@@ -429,6 +446,11 @@ def view_cmd(gates_file: Path | None, output: Path) -> None:
     help="Send this percent of Claude Code sessions (sticky per session) to --local.",
 )
 @click.option("--local", help="The local model's endpoint, e.g. http://127.0.0.1:8090.")
+@click.option(
+    "--allow-remote-local",
+    is_flag=True,
+    help="Allow a --local on another host (https only): it receives prompts and code.",
+)
 def proxy_cmd(
     mode: str,
     port: int,
@@ -436,6 +458,7 @@ def proxy_cmd(
     confdir: Path | None,
     rollout: float,
     local: str | None,
+    allow_remote_local: bool,
 ) -> None:
     """Record Claude Code's API traffic through mitmdump (loopback only) until stopped."""
     from capture import mitm
@@ -447,6 +470,7 @@ def proxy_cmd(
         confdir,
         rollout=rollout,
         local=local,
+        local_remote=allow_remote_local,
     )
     click.echo(f"# claude-bc proxy ({p.mode}) on 127.0.0.1:{p.port} -> {p.upstream}")
     if p.rollout > 0:

@@ -19,11 +19,12 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from html import escape
+from html import escape as _html_escape
 
 from capture.gates import GateConfig, gate
 from capture.schema import Category, ClaudeTrace, ToolCall, WorkflowType
 from capture.signals import MAX_ITEM_CHARS, MAX_SENTENCE, mask_code
+from capture.termsafe import visible
 
 COLLAPSE_CHARS = 1200  # outputs longer than this (or COLLAPSE_LINES) start collapsed
 COLLAPSE_LINES = 15
@@ -144,6 +145,12 @@ CSP = (
     f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'"
 )
 assert '"' not in CSP  # it sits in a double-quoted attribute
+
+
+def escape(text: str, quote: bool = True) -> str:
+    """HTML-escaped, with control, bidi and invisible characters shown as ``<U+XXXX>``
+    (a U+202E in a file name is seen, not obeyed)."""
+    return _html_escape(visible(text), quote)
 
 
 # --- highlighting ------------------------------------------------------------------------
