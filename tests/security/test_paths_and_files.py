@@ -57,7 +57,7 @@ def test_a_transcript_climbing_out_never_feeds_the_dataset(bc_home: Path, tmp_pa
     from training.dataset import session_tool_schemas
 
     outside = tmp_path / "outside.json"
-    outside.write_text(json.dumps({"tool_sets": {"x": [{"name": "Leaked", "input_schema": {}}]}}))
+    outside.write_text(json.dumps({"tools": [{"name": "Leaked", "input_schema": {}}]}))
     (bc_home / "sessions").mkdir(parents=True)
     climbing = os.path.relpath(outside.with_suffix(""), bc_home / "sessions")
     assert session_tool_schemas(climbing) == []
