@@ -8,7 +8,9 @@ into Anthropic content blocks: ``thinking``, ``text``, ``tool_use``.
 
 :class:`StreamSplitter` does the same split incrementally, so text can be streamed as it is
 generated: it holds back only what could still turn out to be the start of a marker
-(``<thinking>``, ``</thinking>``, ``<|python_tag|>``).
+(``<thinking>``, ``</thinking>``, ``<|python_tag|>``), and, from a ``{`` or ``[`` that
+opens a line, everything: it may be a call written without the tag, which only the whole
+output can tell (:func:`training.template.parse_tool_calls`).
 """
 
 from __future__ import annotations
@@ -161,21 +163,14 @@ def thinking_signature(thinking: str) -> str:
     return "local-" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
 
 
-def _not_calls(text: str) -> list[str]:
-    """The lines after ``<|python_tag|>`` that do not parse as a call, as written."""
-    _, tag, rest = text.partition(PYTHON_TAG)
-    lines = [ln for ln in rest.split("\n") if ln.strip()] if tag else []
-    return [ln for ln in lines if parse_tool_calls(PYTHON_TAG + ln).errors]
-
-
 def to_blocks(turn: ParsedTurn, raw: str = "") -> list[JSON]:
-    """Anthropic content blocks of a parsed turn. Lines of ``raw`` after ``<|python_tag|>``
-    that are not calls stay visible as text rather than vanish."""
+    """Anthropic content blocks of a parsed turn. What the parser rejected as calls stays
+    visible as text rather than vanish."""
     blocks: list[JSON] = []
     if turn.thinking:
         sig = thinking_signature(turn.thinking)
         blocks.append({"type": "thinking", "thinking": turn.thinking, "signature": sig})
-    bad = _not_calls(raw) if turn.errors else []
+    bad = turn.rejected
     text = "\n".join([turn.content, *bad]) if bad else turn.content
     if text.strip():
         blocks.append({"type": "text", "text": text})
@@ -206,6 +201,29 @@ def parse_output(text: str) -> list[JSON]:
 # --------------------------------------------------------------------------- streaming
 
 
+def _bare_start(text: str, line_start: bool) -> int:
+    """Index of the first ``{`` or ``[`` that opens a line of ``text`` (-1: none);
+    ``line_start``: whether ``text`` itself begins a line."""
+    at = line_start
+    for i, ch in enumerate(text):
+        if at and ch in "{[":
+            return i
+        if ch == "\n":
+            at = True
+        elif ch not in " \t":
+            at = False
+    return -1
+
+
+def _open_line(text: str) -> int:
+    """How much of the end of ``text`` must wait: a last line of blanks only (a ``{``
+    may still open it), with the newline before it."""
+    last = text.rfind("\n")
+    if last < 0 or text[last + 1 :].strip(" \t"):
+        return 0
+    return len(text) - last
+
+
 def _partial_suffix(text: str, marker: str) -> int:
     """Length of the longest end of ``text`` that is a proper start of ``marker``."""
     for n in range(min(len(text), len(marker) - 1), 0, -1):
@@ -217,13 +235,15 @@ def _partial_suffix(text: str, marker: str) -> int:
 @dataclass
 class StreamSplitter:
     """Turns generated text pieces into ``("thinking"|"text", delta)`` as early as is safe;
-    after ``<|python_tag|>`` everything is kept for :meth:`finish`, which parses the whole
-    output the same way :func:`parse_output` does."""
+    after ``<|python_tag|>``, or a ``{``/``[`` opening a line (a call may follow without
+    the tag), everything is kept for :meth:`finish`, which parses the whole output the
+    same way :func:`parse_output` does."""
 
     mode: str = "start"  # start → thinking → text → calls
     pending: str = ""
     full: list[str] = field(default_factory=list)
     _skip_newline: bool = False
+    _line_start: bool = True  # the text sent so far ends a line (or none was sent)
 
     def feed(self, piece: str) -> Iterator[tuple[str, str]]:
         self.full.append(piece)
@@ -263,13 +283,19 @@ class StreamSplitter:
             self.pending = self.pending.removeprefix("\n")
             self._skip_newline = False
         tag = self.pending.find(PYTHON_TAG)
-        if tag >= 0:
-            out, self.pending = self.pending[:tag], self.pending[tag:]
+        bare = _bare_start(self.pending, self._line_start)
+        cut = min((i for i in (tag, bare) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending = self.pending[:cut], self.pending[cut:]
             self.mode = "calls"
             return ("text", out)
-        keep = _partial_suffix(self.pending, PYTHON_TAG)
+        keep = max(_partial_suffix(self.pending, PYTHON_TAG), _open_line(self.pending))
+        if self._line_start and not self.pending.strip(" \t"):
+            keep = len(self.pending)  # blanks that open a line: a call may follow
         out = self.pending[: len(self.pending) - keep]
         self.pending = self.pending[len(out) :]
+        if out:
+            self._line_start = out.endswith("\n")
         return ("text", out) if out else None
 
     def _step_calls(self) -> tuple[str, str] | None:

@@ -132,7 +132,8 @@ class ParsedTurn:
     content: str
     thinking: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments"}
-    errors: list[str] = field(default_factory=list)  # lines after the tag that were not calls
+    errors: list[str] = field(default_factory=list)  # what after the tag was not a call, and why
+    rejected: list[str] = field(default_factory=list)  # that text, as written
 
 
 def render_call(name: str, arguments: dict[str, Any]) -> str:
@@ -161,38 +162,115 @@ def _split_thinking(text: str) -> tuple[str, str]:
     return text[len(THINK_OPEN) : end], rest.removeprefix("\n")
 
 
-def _parse_call(line: str) -> dict[str, Any]:
-    obj = json.loads(line)
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+def as_call(obj: Any) -> dict[str, Any]:
+    """One decoded JSON value as a call ``{"name", "arguments"}``, or ``ValueError``.
+
+    Accepts Meta's Llama 3.1 shape ``{"name", "parameters"}``, its ``"arguments"``
+    variant (also as a JSON string), and the OpenAI/Ollama wrapper ``{"function": …}``.
+
+    >>> as_call({"name": "Read", "arguments": '{"file_path": "a"}'})
+    {'name': 'Read', 'arguments': {'file_path': 'a'}}
+    """
+    if isinstance(obj, dict) and isinstance(obj.get("function"), dict) and "name" not in obj:
+        obj = obj["function"]
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
         raise ValueError("not an object with a string 'name'")
     args = obj.get("parameters", obj.get("arguments", {}))
     if isinstance(args, str):  # some models quote the arguments object
         args = json.loads(args)
+    if args is None:
+        args = {}
     if not isinstance(args, dict):
         raise ValueError("'parameters' is not an object")
     return {"name": obj["name"], "arguments": args}
 
 
+_DECODER = json.JSONDecoder()
+_SEPARATORS = " \t\r\n;,"
+
+
+def scan_calls(text: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Every call in ``text``: JSON objects one a line, pretty-printed over several lines,
+    separated by ``;`` or ``,``, or a JSON array of them. What is not a call is returned
+    as ``(text, why)``, one entry per offending line, and scanning goes on after it.
+
+    >>> calls, bad = scan_calls('{"name": "A", "parameters": {}}; [{"name": "B", "arguments": {}}]')
+    >>> [c["name"] for c in calls], bad
+    (['A', 'B'], [])
+    >>> scan_calls('{"name": "A", "parameters": {}}\\n{oops')[1]
+    [('{oops', 'Expecting property name enclosed in double quotes')]
+    """
+    calls: list[dict[str, Any]] = []
+    bad: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in _SEPARATORS:
+            i += 1
+        if i >= n:
+            return calls, bad
+        try:
+            value, end = _DECODER.raw_decode(text, i)
+            items = value if isinstance(value, list) and value else [value]
+            found = [as_call(v) for v in items]
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            line_end = text.find("\n", i)
+            line_end = n if line_end < 0 else line_end
+            bad.append((text[i:line_end].strip(), str(getattr(exc, "msg", exc))))
+            i = line_end
+            continue
+        calls += found
+        i = end
+
+
+def _bare_starts(body: str) -> list[int]:
+    """Where a bare JSON call could start: ``{`` or ``[`` opening the body or a line."""
+    starts = []
+    at_line_start = True
+    for i, ch in enumerate(body):
+        if at_line_start and ch in "{[":
+            starts.append(i)
+        if ch == "\n":
+            at_line_start = True
+        elif ch not in " \t":
+            at_line_start = False
+    return starts
+
+
 def parse_tool_calls(text: str) -> ParsedTurn:
     """Split one generated assistant turn into thinking, text and tool calls.
 
-    Lines after ``<|python_tag|>`` that are not a call go to ``errors`` rather than
-    raising, so a reward or an agent loop can score or report a malformed call.
+    The one parser of claude-bc (eval, RL, ``bc-train serve``, the export's checks), fair
+    to models that were never trained on our template. It reads what Meta documents for
+    Llama 3.1 and what Ollama's parser takes from a model with our Modelfile:
+
+    * calls after ``<|python_tag|>`` (our template; Meta's form for tool calls) as
+      ``{"name": …, "parameters": …}`` or with ``"arguments"``;
+    * the same JSON *without* the tag (Meta's JSON-based tool calling): a ``{`` or ``[``
+      that opens the turn or a line starts calls when it decodes as calls, else it is text;
+    * pretty-printed JSON, several calls separated by newlines, ``;`` or ``,``, and a JSON
+      array of calls.
+
+    After the tag, whatever is not a call goes to ``errors`` (and, as written, to
+    ``rejected``) rather than raising, so a reward or an agent loop can score or report a
+    malformed call.
 
     >>> t = parse_tool_calls('Look.<|python_tag|>{"name": "Read", "parameters": {"n": 1}}')
     >>> t.content, t.tool_calls
     ('Look.', [{'name': 'Read', 'arguments': {'n': 1}}])
+    >>> parse_tool_calls('{\\n  "name": "Read",\\n  "arguments": {"n": 1}\\n}').tool_calls
+    [{'name': 'Read', 'arguments': {'n': 1}}]
+    >>> parse_tool_calls('Use {"name": "x"} like this.').tool_calls
+    []
     """
     thinking, body = _split_thinking(_strip_end(text.removeprefix(BOS)))
     content, tag, calls_text = body.partition(PYTHON_TAG)
-    turn = ParsedTurn(content=content, thinking=thinking)
-    if not tag:
-        return turn
-    for line in calls_text.split("\n"):
-        if not line.strip():
-            continue
-        try:
-            turn.tool_calls.append(_parse_call(line.strip()))
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            turn.errors.append(f"{line.strip()[:200]}: {exc}")
-    return turn
+    if tag:
+        calls, bad = scan_calls(calls_text)
+        errors = [f"{raw[:200]}: {why}" for raw, why in bad]
+        return ParsedTurn(content, thinking, calls, errors, [raw for raw, _ in bad])
+    for start in _bare_starts(body):
+        calls, bad = scan_calls(body[start:])
+        if calls:  # a bare JSON call; what follows it that is not a call is malformed
+            errors = [f"{raw[:200]}: {why}" for raw, why in bad]
+            return ParsedTurn(body[:start], thinking, calls, errors, [raw for raw, _ in bad])
+    return ParsedTurn(body, thinking)
