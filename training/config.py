@@ -62,7 +62,8 @@ class SFTSettings(_Settings):
     dataset: Path = Field(default_factory=lambda: paths.data_dir() / "dataset")
     out: Path = Field(default_factory=lambda: paths.data_dir() / "models" / "sft")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    quantization: Literal["auto", "4bit", "none"] = "auto"  # auto: 4-bit NF4 on CUDA only
+    # 4bit: QLoRA wherever bitsandbytes runs NF4 (CUDA or CPU); auto: QLoRA on CUDA only
+    quantization: Literal["auto", "4bit", "none"] = "auto"
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)

@@ -16,8 +16,10 @@ What it does, in order (nothing is written until every input checked out):
    special token it lacks (those embedding rows are then trained too);
 5. re-fit every chat to ``max_length`` with the real tokenizer (tool outputs cut in the
    middle, as the dataset stage does);
-6. TRL ``SFTTrainer`` + PEFT LoRA (r 16, α 32, all linear projections), 4-bit NF4 QLoRA
-   on CUDA, plain LoRA on CPU; loss on assistant tokens only; checkpoints every
+6. TRL ``SFTTrainer`` + PEFT LoRA (r 16, α 32, all linear projections); 4-bit NF4 QLoRA
+   (double quantization, bf16 compute, ``prepare_model_for_kbit_training``) on CUDA, or
+   anywhere bitsandbytes supports with ``quantization = "4bit"`` (CPU too); ``auto`` is
+   plain LoRA on CPU, where NF4 is ~13x slower; loss on assistant tokens only; checkpoints every
    ``save_steps`` into ``<out>.partial/checkpoints``; ``--resume`` continues from the last;
 7. save the adapter (+ tokenizer with the template), ``metrics.json``, ``loss.png`` and
    ``run.json``, then rename ``<out>.partial`` to ``<out>``.
@@ -62,6 +64,39 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+def bnb_4bit_supported(device: str) -> str | None:
+    """``None`` if bitsandbytes quantizes NF4 on ``device`` (tried on a small tensor),
+    else why not. This, not ``torch.cuda.is_available()``, decides whether QLoRA can run:
+    bitsandbytes ≥ 0.48 has CPU kernels too."""
+    import torch
+
+    try:
+        import bitsandbytes.functional as bnb_f
+    except ImportError as exc:
+        return f"bitsandbytes is not installed ({exc})"
+    try:
+        probe = torch.randn(64, 64, dtype=torch.bfloat16, device=device)
+        packed, state = bnb_f.quantize_4bit(probe, quant_type="nf4")
+        bnb_f.dequantize_4bit(packed, state, quant_type="nf4")
+    except (RuntimeError, NotImplementedError, ValueError, AttributeError) as exc:
+        return f"bitsandbytes cannot quantize NF4 on {device}: {str(exc).splitlines()[0]}"
+    return None
+
+
+def use_4bit(quantization: str, device: str) -> bool:
+    """QLoRA or plain LoRA. ``4bit``: QLoRA wherever bitsandbytes supports the device
+    (an error where it does not); ``auto``: QLoRA on CUDA, plain LoRA on CPU, where
+    bitsandbytes' NF4 kernels run ~13× slower than plain LoRA (README, "QLoRA on CPU")."""
+    if quantization == "none":
+        return False
+    if quantization == "4bit":
+        why = bnb_4bit_supported(device)
+        if why is not None:
+            raise BCError(f"quantization 4bit: {why}; use quantization = 'none'")
+        return True
+    return device == "cuda" and bnb_4bit_supported(device) is None
 
 
 @dataclass
@@ -202,13 +237,18 @@ def load_model(base: Base, device: str, four_bit: bool, tokenizer: Any) -> tuple
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     if four_bit:
         bnb: Any = BitsAndBytesConfig  # untyped constructor
-        kwargs["quantization_config"] = bnb(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"],
-            bnb_4bit_quant_storage=kwargs["dtype"],  # lets FSDP shard the 4-bit weights
-        )
+        options: dict[str, Any] = {
+            "load_in_4bit": True,
+            "bnb_4bit_quant_type": "nf4",
+            "bnb_4bit_use_double_quant": True,
+            # on CPU: bf16 compute, the rest of the model stays float32
+            "bnb_4bit_compute_dtype": kwargs["dtype"] if device == "cuda" else torch.bfloat16,
+        }
+        if device == "cuda":
+            options["bnb_4bit_quant_storage"] = kwargs["dtype"]  # lets FSDP shard the weights
+        else:
+            kwargs["device_map"] = {"": "cpu"}
+        kwargs["quantization_config"] = bnb(**options)
     try:
         model = AutoModelForCausalLM.from_pretrained(base.path, **kwargs)
     except (OSError, ValueError) as exc:
@@ -325,9 +365,7 @@ def train(s: SFTSettings, resume: bool = False) -> Path:
     work = _check_out(s.out, resume)
     train_ds, eval_ds = _read_dataset(s.dataset)
     device = resolve_device(s.device)
-    four_bit = s.quantization == "4bit" or (s.quantization == "auto" and device == "cuda")
-    if four_bit and device != "cuda":
-        raise BCError("4-bit QLoRA needs CUDA: use quantization = 'none' or 'auto' on CPU")
+    four_bit = use_4bit(s.quantization, device)
     base = resolve_base(s.base)
     log(f"base: {base.path} ({base.note})")
     log(
@@ -336,7 +374,11 @@ def train(s: SFTSettings, resume: bool = False) -> Path:
             "QLoRA: 4-bit NF4 base + LoRA"
             if four_bit
             else "plain LoRA on a full-precision base"
-            + (" (no CUDA: QLoRA needs it)" if device == "cpu" else "")
+            + (
+                " (QLoRA on CPU is ~13x slower: quantization = '4bit' selects it)"
+                if device == "cpu" and s.quantization == "auto"
+                else ""
+            )
         )
     )
     tokenizer = load_tokenizer(base.path)
