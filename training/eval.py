@@ -13,6 +13,15 @@ Claude's workflow. Per model:
   (Claude's calls all appear), and tool-call *precision* / *recall* (a call is its tool
   name + equivalent arguments);
 * the constraint detection rate: the share of Claude's constraints the model also stated;
+* how the model acts, turn by turn: the *parsable-call rate* (of the turns at which Claude
+  called tools, the share where the model wrote well-formed calls), *first-call accuracy*
+  (the first call is Claude's, same tool and equivalent arguments), *exact sequence* (the
+  same tool names in the same order), *argument match* (of Claude's calls, the share the
+  model made at the same position with equivalent arguments: paths, patterns, commands);
+* with ``--repos FILE`` (:mod:`training.live`) the episodes act in real copies of the
+  held-out repositories (a call that matches Claude's gets his recorded output, any
+  other runs for real) and *final state* is the share of tasks that ended with the
+  repository exactly as Claude's run left it (tests fixed, value changed, nothing else);
 * the seed's gates: reward > 0.80, tool alignment (the reward's tool component) > 85%,
   constraint detection > 75%.
 
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import html
 import json
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,12 +46,26 @@ from rapidfuzz.distance import Indel
 from capture.redact import redact
 from capture.schema import ClaudeTrace
 from capture.signals import extract_signals
-from training.policy import Sampling, Task, load_policy, run_episodes, tasks_from_split
+from training.live import LiveEnv, Repo, final_state_matches, load_repos
+from training.policy import (
+    EpisodeResult,
+    Sampling,
+    Task,
+    load_policy,
+    run_episodes,
+    tasks_from_split,
+)
 from training.replay import canonical_args
 from training.reward import COMPONENTS, MATCH_FLOOR, BehavioralRewardModel, norm_text
+from training.template import ParsedTurn
 
 GATES = {"reward": 0.80, "tool_alignment": 0.85, "constraint_detection": 0.75}
 METRICS = (
+    "parsable_call_rate",
+    "first_call",
+    "exact_sequence",
+    "argument_match",
+    "final_state",
     "reward",
     *COMPONENTS,
     "tool_alignment",
@@ -106,6 +130,42 @@ def constraints_found(got: Sequence[str], want: Sequence[str]) -> int:
     )
 
 
+def call_turns(trace: ClaudeTrace) -> int:
+    """How many assistant turns of a trace called tools (calls of one turn share a batch)."""
+    return len({c.batch for c in trace.tool_calls if not c.agent_id})
+
+
+def parsable_call_rate(turns: Sequence[ParsedTurn], want_turns: int) -> float:
+    """Of the first ``want_turns`` turns (where Claude called tools), the share in which the
+    model wrote well-formed calls; a turn it never reached, or whose calls did not parse
+    (the episode stopped there), counts as a miss. No calls wanted: 1 if none were made.
+
+    >>> from training.template import parse_tool_calls as p
+    >>> parsable_call_rate([p('<|python_tag|>{"name": "Read", "parameters": {}}'), p("Done.")], 2)
+    0.5
+    """
+    if want_turns == 0:
+        return float(not any(t.tool_calls for t in turns))
+    return sum(bool(t.tool_calls) for t in turns[:want_turns]) / want_turns
+
+
+def call_scores(got: Sequence[str], want: Sequence[str]) -> dict[str, float]:
+    """First-call accuracy, exact tool-name sequence and positional argument match of two
+    lists of :func:`call_keys`.
+
+    >>> call_scores(["Grep:{}", "Read:{\\"f\\":1}"], ["Grep:{}", "Read:{\\"f\\":2}"])
+    {'first_call': 1.0, 'exact_sequence': 1.0, 'argument_match': 0.5}
+    """
+    names = [k.split(":", 1)[0] for k in got], [k.split(":", 1)[0] for k in want]
+    if not want:
+        return dict.fromkeys(("first_call", "exact_sequence", "argument_match"), float(not got))
+    return {
+        "first_call": float(bool(got) and got[0] == want[0]),
+        "exact_sequence": float(names[0] == names[1]),
+        "argument_match": sum(g == w for g, w in zip(got, want, strict=False)) / len(want),
+    }
+
+
 # --- one model ---------------------------------------------------------------------------------
 
 
@@ -124,16 +184,27 @@ class ModelResult:
 
 
 def score_episodes(
-    name: str, spec: str, tasks: list[Task], traces: list[ClaudeTrace | None]
+    name: str,
+    spec: str,
+    tasks: list[Task],
+    traces: list[ClaudeTrace | None],
+    turns: list[list[ParsedTurn]] | None = None,
+    final: list[bool] | None = None,
 ) -> ModelResult:
-    """Every metric of one model from its episodes' traces (``None``: unparsable)."""
+    """Every metric of one model from its episodes' traces (``None``: unparsable), the
+    turns it generated (parsed; default: those of the traces) and, when the episodes ran in
+    real repositories, whether each ended in Claude's final state."""
     reward = BehavioralRewardModel([t.reference for t in tasks], audit_top=0)
     result = ModelResult(name, spec)
     found = stated = 0
     for task, trace in zip(tasks, traces, strict=True):
         scored = reward.score_trace(trace, task.trace_id)
         want = task.reference
-        traj = trajectory_scores(call_keys(trace) if trace else [], call_keys(want))
+        got_keys = call_keys(trace) if trace else []
+        traj = trajectory_scores(got_keys, call_keys(want))
+        acts = call_scores(got_keys, call_keys(want))
+        parsed_turns = turns[len(result.episodes)] if turns is not None else _turns_of(trace)
+        acts["parsable_call_rate"] = parsable_call_rate(parsed_turns, call_turns(want))
         want_c = reward.reference_features(task.trace_id).constraints
         got_c = extract_signals(trace).constraints_detected if trace else []
         found += constraints_found(got_c, want_c)
@@ -144,6 +215,8 @@ def score_episodes(
                 "parsed": scored.parsed,
                 **scored.breakdown(),
                 **traj,
+                **acts,
+                **({"final_state": float(final[len(result.episodes)])} if final else {}),
                 "calls": [c.tool for c in trace.tool_calls] if trace else None,
                 "answer": trace.claude_response if trace else None,
             }
@@ -159,8 +232,13 @@ def score_episodes(
             "any_order_match",
             "tool_precision",
             "tool_recall",
+            "parsable_call_rate",
+            "first_call",
+            "exact_sequence",
+            "argument_match",
         )
     }
+    means["final_state"] = sum(final) / n if final else None
     means["reward"] = means.pop("total")
     means["tool_alignment"] = means["tools"]
     means["constraint_detection"] = found / stated if stated else None
@@ -169,10 +247,50 @@ def score_episodes(
     return result
 
 
-def evaluate(name: str, spec: str, tasks: list[Task], sample: Sampling, device: str) -> ModelResult:
+def _turns_of(trace: ClaudeTrace | None) -> list[ParsedTurn]:
+    """The turns of a candidate trace (its calls grouped by batch), for scoring outside eval."""
+    if trace is None:
+        return []
+    batches: dict[int | None, list[dict[str, Any]]] = {}
+    for c in trace.tool_calls:
+        batches.setdefault(c.batch, []).append({"name": c.tool, "arguments": c.args})
+    return [ParsedTurn("", tool_calls=calls) for calls in batches.values()]
+
+
+def evaluate(
+    name: str,
+    spec: str,
+    tasks: list[Task],
+    sample: Sampling,
+    device: str,
+    repos: dict[str, Repo] | None = None,
+) -> ModelResult:
+    """Load one model and play every task (in real repository copies with ``repos``)."""
     policy = load_policy(spec, device)
-    episodes = run_episodes(policy.model, policy.tokenizer, tasks, sample)
-    return score_episodes(name, spec, tasks, [e.trace for e in episodes])
+    if repos is None:
+        episodes = run_episodes(policy.model, policy.tokenizer, tasks, sample)
+        return score_episodes(name, spec, tasks, [e.trace for e in episodes], _turns(episodes))
+    with tempfile.TemporaryDirectory(prefix="bc-eval-") as scratch:
+        envs = [LiveEnv(t.reference, _repo(repos, t), Path(scratch)) for t in tasks]
+        episodes = run_episodes(policy.model, policy.tokenizer, tasks, sample, list(envs))
+        final = [final_state_matches(env) for env in envs]
+    traces = [e.trace for e in episodes]
+    return score_episodes(name, spec, tasks, traces, _turns(episodes), final)
+
+
+def _turns(episodes: list[EpisodeResult]) -> list[list[ParsedTurn]]:
+    return [e.turns for e in episodes]
+
+
+def _repo(repos: dict[str, Repo], task: Task) -> Repo:
+    try:
+        return repos[task.reference.user_prompt]
+    except KeyError:
+        from capture.errors import BCError
+
+        raise BCError(
+            f"no repository for the held-out prompt {task.reference.user_prompt!r}"
+        ) from None
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -312,12 +430,17 @@ def run(
     limit: int | None = None,
     sample: Sampling | None = None,
     device: str = "auto",
+    repos: Path | None = None,
 ) -> tuple[list[ModelResult], str]:
-    """Evaluate each ``(name, spec)`` on the split; returns the results and the table."""
+    """Evaluate each ``(name, spec)`` on the split; returns the results and the table.
+    ``repos``: a repositories file (:mod:`training.live`): act in real copies of them."""
     from capture.errors import BCError
 
     tasks = tasks_from_split(dataset, split, limit)
     if not tasks:
         raise BCError(f"{dataset}/{split}.jsonl has no held-out samples")
-    results = [evaluate(name, spec, tasks, sample or Sampling(), device) for name, spec in models]
+    known = load_repos(repos) if repos else None
+    results = [
+        evaluate(name, spec, tasks, sample or Sampling(), device, known) for name, spec in models
+    ]
     return results, write_report(results, out, len(tasks), split)

@@ -17,9 +17,10 @@ Shared by ``bc-train ppo`` (its rollouts), ``bc-train mine`` and ``bc-train eval
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from capture.errors import BCError
 from capture.schema import ClaudeTrace
@@ -173,6 +174,15 @@ def merge_adapters(model: Any, adapters: list[Path]) -> Any:
 # --- episodes ----------------------------------------------------------------------------------
 
 
+class Env(Protocol):
+    """What an episode acts against: :class:`ReplayEnv`, or ``training.live.LiveEnv``."""
+
+    @property
+    def misses(self) -> int: ...
+
+    def step(self, tool: str, args: Mapping[str, Any]) -> ReplayResult: ...
+
+
 @dataclass
 class EpisodeResult:
     """One finished episode: what RL trains on and what the reward and eval read."""
@@ -260,7 +270,7 @@ def generate_batch(
     return rows
 
 
-def _step(ep: EpisodeResult, new: list[int], tokenizer: Any, env: ReplayEnv, s: Sampling) -> None:
+def _step(ep: EpisodeResult, new: list[int], tokenizer: Any, env: Env, s: Sampling) -> None:
     """Take one generated turn into the episode; replay its calls."""
     ep.completion_ids += new
     ep.env_mask += [1] * len(new)
@@ -290,10 +300,18 @@ def _step(ep: EpisodeResult, new: list[int], tokenizer: Any, env: ReplayEnv, s: 
         ep.done = True
 
 
-def run_episodes(model: Any, tokenizer: Any, tasks: list[Task], s: Sampling) -> list[EpisodeResult]:
-    """Play every task against its replay environment; turns are generated in batches."""
+def run_episodes(
+    model: Any,
+    tokenizer: Any,
+    tasks: list[Task],
+    s: Sampling,
+    envs: list[Env] | None = None,
+) -> list[EpisodeResult]:
+    """Play every task against its environment (default: the replay of its trace); turns
+    are generated in batches."""
     episodes = [EpisodeResult(task=t, prompt_ids=_prompt_ids(tokenizer, t)) for t in tasks]
-    envs = [ReplayEnv(t.reference) for t in tasks]
+    if envs is None:
+        envs = [ReplayEnv(t.reference) for t in tasks]
     for _ in range(s.max_turns):
         live = [i for i, ep in enumerate(episodes) if not ep.done]
         if not live:

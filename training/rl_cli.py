@@ -312,6 +312,12 @@ def _model_spec(value: str) -> tuple[str, str]:
 @click.option("--limit", type=int, help="Use at most this many held-out prompts.")
 @click.option("--max-turns", default=4, show_default=True)
 @click.option("--max-new-tokens", default=256, show_default=True)
+@click.option(
+    "--repos",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Held-out repositories (JSON, see training/live.py): act in real copies of them "
+    "and report how many tasks end in Claude's final state.",
+)
 @DEVICE
 def eval_cmd(
     models: tuple[str, ...],
@@ -321,6 +327,7 @@ def eval_cmd(
     limit: int | None,
     max_turns: int,
     max_new_tokens: int,
+    repos: Path | None,
     device: str | None,
 ) -> None:
     """Held-out evaluation of any set of models against the seed's gates: one table, plus
@@ -340,6 +347,7 @@ def eval_cmd(
         limit=limit,
         sample=_sampling(max_turns, max_new_tokens),
         device=device or "auto",
+        repos=repos,
     )
     click.echo(text)
     click.echo(f"report: {target / 'report.html'} (and report.md, results.json)")
