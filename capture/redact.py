@@ -64,6 +64,13 @@ from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 from detect_secrets.plugins.twilio import TwilioKeyDetector
 
 from capture.prefilter import Prefilter
+from capture.secrets_rules import (
+    GitleaksRule,
+    KeywordIndex,
+    entropy,
+    gitleaks_rules_compiled,
+    is_placeholder,
+)
 
 __all__ = [
     "CREDENTIAL",
@@ -167,7 +174,10 @@ _NOT_CREDENTIAL_SUFFIXES: Final[tuple[str, ...]] = (
     "continuationtoken",
     "cancellationtoken",
     "publickeytoken",
+    "authenticitytoken",
 )
+# ...or has one of these parts (a public key or token is no secret)...
+_NOT_CREDENTIAL_PARTS: Final = frozenset({"public"})
 # ...or is exactly one of these (``PWD``/``OLDPWD`` are directories in every env dump).
 _NOT_CREDENTIAL_EXACT: Final = frozenset({"pwd", "oldpwd"})
 # A name that merely contains a strong word is a credential unless its last part says
@@ -242,6 +252,15 @@ _QUALIFIERS: Final = frozenset(
         "mode",
         "method",
         "validators",
+        "variable",
+        "param",
+        "parameter",
+        "input",
+        "widget",
+        "attribute",
+        "column",
+        "option",
+        "flag",
     ]
 )
 
@@ -262,6 +281,8 @@ def is_credential_key(name: str) -> bool:
         return False
     norm = "".join(parts)
     if norm in _NOT_CREDENTIAL_EXACT or norm.endswith(_NOT_CREDENTIAL_SUFFIXES):
+        return False
+    if _NOT_CREDENTIAL_PARTS.intersection(parts):
         return False
     if norm.endswith(_CREDENTIAL_SUFFIXES):
         return True
@@ -284,7 +305,9 @@ _PLACEHOLDER_RE: Final = re.compile(
     | \$[A-Za-z_][A-Za-z0-9_]*  # $VAR
     | \{\{.*\}\}                # {{ template }}
     | \{[A-Za-z_][\w.\[\]]*\}   # {python_format}
-    | <[^<>]*>                  # <your-api-key>
+    | <[^<>]*>?                 # <your-api-key>, <user:password>
+    | `[^`]*`                   # `command`
+    | \[[^\[\]]*\]            # [PASSWORD]
     | %\(?[A-Za-z_]*\)?[sd]     # %(password)s
     | %[A-Za-z_][A-Za-z0-9_]*%  # %WINDOWS_VAR%
     | [*xX\u2022.]+             # ****** / xxxx (already masked)
@@ -412,6 +435,10 @@ class _Rule:
         """Regexes (with ``re`` flags) at least one of which matches, on the whole text,
         wherever this rule can find a secret; ``None``: none known, always run it."""
         return None
+
+    def may_run(self, keywords: frozenset[str]) -> bool:
+        """Whether to run, given the gitleaks keywords in the text (no prefilter)."""
+        return True
 
 
 class _RegexRule(_Rule):
@@ -566,6 +593,26 @@ def _openai_generic_ok(text: str, m: re.Match[str]) -> bool:
     return mixed or (letters and any(c.isdigit() for c in body))
 
 
+def _bounded(text: str, m: re.Match[str]) -> bool:
+    """A whole word: ``AKIA…`` alone, not inside ``TODAYINASIAASACKOFRICE``."""
+    end = text[m.end() : m.end() + 1]
+    return _prev_char(text, m.start()) not in _ALNUM and (not end or end not in _ALNUM)
+
+
+def _hf_ok(text: str, m: re.Match[str]) -> bool:
+    """Hugging Face tokens are 34 random letters (and digits): mixed case, not the
+    ``hf_servingcell…`` / ``hf_requiredCharacteristic…`` identifiers of C and ObjC."""
+    body = m.group(0)[3:]
+    upper = sum(c.isupper() for c in body)
+    return (
+        _prev_char(text, m.start()) not in _ALNUM
+        and upper >= 3
+        and sum(c.islower() for c in body) >= 3
+        and (len(body) == 34 or any(c.isdigit() for c in body))
+        and not re.search(r"[A-Z][a-z]{3,}[A-Z][a-z]{3,}[A-Z][a-z]{3,}", body)  # CamelCase
+    )
+
+
 def _jwt_ok(text: str, m: re.Match[str]) -> bool:
     header, _, rest = m.group(0).partition(".")
     if rest.startswith("eyJ"):
@@ -587,7 +634,7 @@ def _authorization_ok(text: str, m: re.Match[str]) -> bool:
     if not _not_after(_ALNUM + "_")(text, m):
         return False
     tok = text[m.start("tok") : m.end("tok")]
-    if _skippable(tok):
+    if _skippable(tok) or text.startswith("$(", m.start("tok")):
         return False
     if m.group("scheme"):
         return True
@@ -639,6 +686,16 @@ def _anthropic_kind(m: re.Match[str]) -> str:
     }.get(m.group("t") or "", "anthropic-key")
 
 
+def _xml_pair_ok(text: str, m: re.Match[str]) -> bool:
+    """``<add key="Password" value="…"/>``, ``<apiToken>…</apiToken>``."""
+    name, value = m.group("name"), m.group("v")
+    if _skippable(value) or _same_word(value, name):
+        return False
+    if is_credential_key(name):
+        return True
+    return _weak_key_name(name) and _random_token(value)
+
+
 def _url_password_ok(text: str, m: re.Match[str]) -> bool:
     return not _skippable(m.group(2))
 
@@ -663,6 +720,7 @@ _PEM_BODY_RE: Final = re.compile(
 )
 _BASE64_LINE_RE: Final = re.compile(r"[ \t]*[A-Za-z0-9+/=]{8,}[ \t]*")
 _PEM_MAX: Final = 512 * 1024
+_BASE64_RUN_RE: Final = re.compile(r"[A-Za-z0-9+/=]{32}")
 
 
 def _dashes_before(text: str, pos: int) -> int:
@@ -726,7 +784,8 @@ class _PrivateKeyRule(_Rule):
                 continue
             tails.append((self._tail_start(text, em.start()), em.end()))
         for s, e in pem + putty + tails:
-            yield s, e, "private-key"
+            if _BASE64_RUN_RE.search(text, s, e):  # not ``BEGIN…KEY-----\nanything``
+                yield s, e, "private-key"
 
     @staticmethod
     def _tail_start(text: str, end_pos: int) -> int:
@@ -766,6 +825,70 @@ _ENV_LINE_PREFIX_RE: Final = re.compile(
     r"[ \t]*(?:#[ \t]*)?(?:(?:export|ENV|ARG|set|setx|declare(?:[ \t]+-x)?)[ \t]+|-[ \t]+)?"
 )
 _ANNOTATION_TAIL_RE: Final = re.compile(r"[ \t]*=")
+
+
+_KEY_NAME_RE: Final = re.compile(r"(?:^|[a-z0-9_.-])(?:key|KEY|Key)$")
+# ``primaryKey``, ``sort_key``, ``bucket_key``: keys that name data, not secrets
+_DATA_KEY_PARTS: Final = frozenset(
+    [
+        "foreign",
+        "primary",
+        "sort",
+        "partition",
+        "bucket",
+        "cache",
+        "object",
+        "row",
+        "hash",
+        "lookup",
+        "map",
+        "dict",
+        "index",
+        "unique",
+        "composite",
+        "idempotency",
+        "routing",
+        "registry",
+        "translation",
+        "i18n",
+        "public",
+        "react",
+        "item",
+        "group",
+        "order",
+        "config",
+        "setting",
+        "settings",
+        "storage",
+        "redis",
+        "s3",
+        "cursor",
+        "dedup",
+    ]
+)
+
+
+def _weak_key_name(name: str) -> bool:
+    """A name ending in "key" that may hold a secret (``STRIPE_KEY``)."""
+    if not _KEY_NAME_RE.search(name):
+        return False
+    parts = {p.lower() for p in _SPLIT_RE.findall(name)}
+    # a bare ``key:`` is a cache key, a dict key, a sort key... as often as a secret
+    return len(parts) > 1 and parts.isdisjoint(_DATA_KEY_PARTS)
+
+
+_RANDOM_RE: Final = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,}")
+
+
+def _random_token(value: str) -> bool:
+    """16+ token characters mixing letters and digits with some entropy."""
+    v = value.strip("\"'")
+    return (
+        _RANDOM_RE.fullmatch(v) is not None
+        and any(c.isdigit() for c in v)
+        and any(c.isalpha() for c in v)
+        and entropy(v) >= 3.0
+    )
 
 
 def _same_word(value: str, name: str) -> bool:
@@ -827,8 +950,18 @@ class _AssignmentRule(_Rule):
         if text[max(0, ns - len(MARKER_PREFIX)) : ns] == MARKER_PREFIX:
             return None
         name = text[ns : m.end("name")].lstrip("-.")
-        if not is_credential_key(name):
+        # ``STRIPE_KEY``, ``curlAuthHeaderKey``: a bare "key" names a secret only when
+        # its value looks drawn at random (a sort key or a dict key does not)
+        weak = not is_credential_key(name)
+        if weak and not _weak_key_name(name):
             return None
+        span = _AssignmentRule._value_span(text, m, ns, name)
+        if span is None or (weak and not _random_token(text[span[0] : span[1]])):
+            return None
+        return span
+
+    @staticmethod
+    def _value_span(text: str, m: re.Match[str], ns: int, name: str) -> tuple[int, int] | None:
         prev = _prev_char(text, ns)
         close = m.group("close") or ""
         name_quoted = prev in _QUOTES
@@ -839,6 +972,8 @@ class _AssignmentRule(_Rule):
                 return None
             s, e = m.span("qv")
             value = text[s:e]
+            if m.group("q").endswith("`") and " " in value:
+                return None  # ``KEY=`etcdctl get /x` `` runs a command
             if (
                 _skippable(value)
                 or _ENV_NAME_RE.fullmatch(value)  # api_key = "ANTHROPIC_API_KEY"
@@ -875,9 +1010,14 @@ class _AssignmentRule(_Rule):
             return None
         if prev not in "?&;" and _looks_like_code(value, upper_name=upper):
             return None
+        if op == ":" and not (name_quoted and close_quote == prev):
+            return None  # ``io.jsonwebtoken:jjwt-jackson`` (YAML puts a space after ``:``)
         if op.strip() == ":" and _ANNOTATION_TAIL_RE.match(text, m.end("uv")):
             return None  # ``token: Token = ...`` is a type annotation
         return s, e
+
+
+_HTTP_CLIENT_RE: Final = re.compile(r"\b(?:curl|wget|http|https|xh|ab|hey|git)\b")
 
 
 class _CliFlagRule(_Rule):
@@ -916,6 +1056,13 @@ class _CliFlagRule(_Rule):
                     yield span
         if low.find("-u", lo, hi) >= 0:  # also finds --user, --proxy-user
             for m in self._USER_RE.finditer(low, lo, hi):
+                # ``-u`` is a user for curl/wget/http, UTC for ``date -u +%H:%M``
+                line = low[low.rfind("\n", 0, m.start()) + 1 : m.start()]
+                if m.group(0)[1] != "-" and not _HTTP_CLIENT_RE.search(line):
+                    continue
+                user = low[m.start() : m.start("v")].split()[-1].lstrip("\"'")
+                if user.startswith("<"):
+                    continue  # ``-u <user:password>``: a usage line
                 if _prev_char(text, m.start()) in " \t\n\r\"'":
                     s, e = m.span("v")
                     if not _skippable(text[s:e]):
@@ -935,8 +1082,8 @@ class _CliFlagRule(_Rule):
         value = text[s:e]
         if _skippable(value):
             return None
-        if not m.group("q") and _looks_like_code(value, upper_name=False):
-            return None
+        if not m.group("q") and _looks_like_code(value.rstrip(".,;:!?"), upper_name=False):
+            return None  # ``password combination.`` is prose
         return s, e, CREDENTIAL
 
 
@@ -995,7 +1142,7 @@ def _plugin_rules() -> list[_Rule]:
     src = "detect-secrets"
     assignment = r"[\"'\]]{0,3} *(?:=|:|=>| +|::) *[\"']?"
     return [
-        _RegexRule("aws-access-key", aws[0], source=src),
+        _RegexRule("aws-access-key", aws[0], validate=_bounded, source=src),
         _RegexRule(
             "aws-secret-key",
             aws[1],
@@ -1068,7 +1215,6 @@ def _plugin_rules() -> list[_Rule]:
         ),
         _RegexRule("pypi-token", _denylist(PypiTokenDetector), hints=("pypi-",), source=src),
         _RegexRule("sendgrid-key", _denylist(SendGridDetector), hints=("SG.",), source=src),
-        _RegexRule("slack-token", slack[0], lower_hint="xox", source=src),
         _RegexRule("slack-webhook", slack[1], lower_hint="hooks.slack.com", source=src),
         _RegexRule(
             "softlayer-credential",
@@ -1109,17 +1255,18 @@ def _own_rules() -> list[_Rule]:
         ),
         _RegexRule("github-token", r"gh[pousr]_[A-Za-z0-9_]{20,}|github_pat_[A-Za-z0-9_]{20,}"),
         _RegexRule(
-            "slack-token", r"xox[a-z](?:-|\.xox[a-z]-)[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"
+            "slack-token",
+            r"xox[abposer]-\d{6,}-[A-Za-z0-9\-]{10,}|xoxe\.xox[bp]-\d-[A-Za-z0-9]{40,}"
+            r"|xoxe-\d-[A-Za-z0-9]{40,}|xapp-\d-[A-Za-z0-9\-]{10,}",
         ),
         _RegexRule(
             "stripe-key",
             r"[rs]k_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[A-Za-z0-9]{20,}",
             hints=("k_live_", "k_test_", "whsec_"),
         ),
-        _RegexRule("google-api-key", r"AIza[0-9A-Za-z_\-]{35}"),
         _RegexRule("google-oauth-token", r"ya29\.[0-9A-Za-z_\-]{20,}"),
         _RegexRule("google-oauth-client-secret", r"GOCSPX-[0-9A-Za-z_\-]{20,}"),
-        _RegexRule("huggingface-token", r"hf_[A-Za-z0-9]{30,}", validate=word_start),
+        _RegexRule("huggingface-token", r"hf_[A-Za-z0-9]{30,}", validate=_hf_ok),
         _RegexRule("npm-token", r"npm_[A-Za-z0-9]{36}", validate=word_start),
         _RegexRule(
             "npm-token",
@@ -1165,12 +1312,57 @@ def _own_rules() -> list[_Rule]:
         ),
         _AssignmentRule(),
         _CliFlagRule(),
+        _RegexRule(
+            CREDENTIAL,
+            r"(?:key|name)[ \t]*=[ \t]*\"(?P<name>[^\"\r\n]{1,80})\"[ \t]+value[ \t]*=[ \t]*"
+            r"\"(?P<v>[^\"\r\n]{1,1024})\"",
+            group="v",
+            hints=("value",),
+            validate=_xml_pair_ok,
+        ),
+        _RegexRule(
+            CREDENTIAL,
+            r"<(?P<name>[A-Za-z_][\w.\-]{0,80})>[ \t\r\n]*(?P<v>[^<>\s]{1,1024})[ \t\r\n]*"
+            r"</(?P=name)>",
+            group="v",
+            hints=("</",),
+            validate=_xml_pair_ok,
+            line_local=False,
+        ),
     ]
+
+
+class _GitleaksRule(_Rule):
+    """One of gitleaks' rules (``capture.secrets_rules``): runs where a keyword occurs."""
+
+    def __init__(self, rule: GitleaksRule) -> None:
+        self.rule = rule
+        self.kinds = (rule.id,)
+
+    def prefilter(self) -> list[tuple[str, int]] | None:
+        # its keywords, as gitleaks gates it (Hyperscan's prefilter form of these long
+        # regexes lets most texts through, long literal keywords do not); a rule with a
+        # short keyword (``s.``, ``sk``, ``lob``: in most texts) is gated by its regex
+        if self.rule.keywords and min(map(len, self.rule.keywords)) > 4:
+            return [(re.escape(k), re.IGNORECASE) for k in self.rule.keywords]
+        pattern, flags = self.rule.regex.pattern, 0
+        if pattern.startswith("(?i)"):
+            pattern, flags = pattern[4:], re.IGNORECASE
+        return [(pattern, flags)]
+
+    def may_run(self, keywords: frozenset[str]) -> bool:
+        return not self.rule.keywords or not keywords.isdisjoint(self.rule.keywords)
+
+    def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
+        text = ctx.text
+        for lo, hi in windows or [(0, len(text))]:
+            yield from self.rule.spans(text, ctx.lower, lo, hi)
 
 
 def _build_rules(extra: Iterable[tuple[str, str | re.Pattern[str]]]) -> list[_Rule]:
     # Our rules first (PEM blocks before everything): ties in overlaps go to them.
     rules = _own_rules() + _plugin_rules()
+    rules += [_GitleaksRule(r) for r in gitleaks_rules_compiled()]
     rules += [
         _RegexRule(kind, pattern, line_local=False, source="extra") for kind, pattern in extra
     ]
@@ -1232,6 +1424,23 @@ def _apply(text: str, spans: list[Span]) -> tuple[str, Windows]:
     return out, windows
 
 
+_MARKER_RE: Final = re.compile(r"\[REDACTED:[a-z0-9_.\-]{1,80}\]")
+
+
+def _marker_spans(text: str) -> list[tuple[int, int]]:
+    if MARKER_PREFIX not in text:
+        return []
+    return [m.span() for m in _MARKER_RE.finditer(text)]
+
+
+def _cuts_marker(marks: list[tuple[int, int]], span: Span) -> bool:
+    """Whether ``span`` overlaps a marker without covering all of it."""
+    s, e = span[0], span[1]
+    i = bisect.bisect_right(marks, (s, 1 << 62)) - 1
+    near = marks[max(i, 0) : i + 3]
+    return any(s < me and ms < e and not (s <= ms and me <= e) for ms, me in near)
+
+
 class Redactor:
     """Compiled once; then :meth:`redact_text`, :meth:`redact`, :meth:`found`.
 
@@ -1245,6 +1454,16 @@ class Redactor:
         prefilter: bool | None = None,
     ) -> None:
         self._rules = _build_rules(extra)
+        self._keywords = KeywordIndex(
+            k for r in self._rules if isinstance(r, _GitleaksRule) for k in r.rule.keywords
+        )
+        # rules that always run (ours), and gitleaks' rules by keyword (list positions)
+        self._unkeyed = [i for i, r in enumerate(self._rules) if r.may_run(frozenset())]
+        self._keyed: dict[str, list[int]] = {}
+        for i, r in enumerate(self._rules):
+            if isinstance(r, _GitleaksRule):
+                for k in r.rule.keywords:
+                    self._keyed.setdefault(k, []).append(i)
         # JSON-like data repeats its short strings (names, paths, ids) a lot
         self._short = lru_cache(maxsize=8192)(self._redact_text)
         # Compiling the prefilter takes ~0.2 s: by default only once this redactor has
@@ -1281,6 +1500,13 @@ class Redactor:
         """Whether the Hyperscan prefilter is in use (see ``capture.prefilter``)."""
         return self._prefilter is not None
 
+    def _by_keywords(self, words: frozenset[str]) -> list[_Rule]:
+        """Every rule but gitleaks' rules none of whose keywords is in ``words``."""
+        picked = set(self._unkeyed)
+        for w in words:
+            picked.update(self._keyed.get(w, ()))
+        return [self._rules[i] for i in sorted(picked)]
+
     def _spans(self, text: str, windows: Windows | None = None) -> list[Span]:
         ctx = _Ctx(text, windows)
         spans: list[Span] = []
@@ -1293,9 +1519,31 @@ class Redactor:
                     pre = self.use_prefilter()
             may = pre.candidates(text) if pre is not None else None
             if may is not None:
-                rules = [r for i, r in enumerate(self._rules) if i in may]
+                rules = [self._rules[i] for i in sorted(may)]
+            else:  # no Hyperscan: gitleaks' rules still only run where a keyword is
+                rules = self._by_keywords(self._keywords.present(ctx.lower))
+        if windows is not None:
+            # a rescan reads a few lines: gitleaks' rules only where a keyword is in them
+            # (their spans come from keyword hits inside the windows, so this is exact)
+            low = ctx.lower
+            words = frozenset().union(*(self._keywords.present(low[a:b]) for a, b in windows))
+            rules = self._by_keywords(words)
+        marks = _marker_spans(text)
         for rule in rules:
-            spans.extend(rule.find(ctx, windows))
+            for span in rule.find(ctx, windows):
+                # a stand-in (``ghp_xxxx…``, ``[PASSWORD]``, ``$2``) is left as it is;
+                # not judged so: a PEM block (its own rule does) and Anthropic keys (this
+                # project's own credentials: an ``sk-ant-`` shape is never ordinary text)
+                kind = span[2]
+                if (
+                    kind != "private-key"
+                    and not kind.startswith("anthropic")
+                    and is_placeholder(text[span[0] : span[1]])
+                ):
+                    continue
+                if marks and _cuts_marker(marks, span):
+                    continue  # a piece of an earlier ``[REDACTED:kind]`` is no secret
+                spans.append(span)
         return spans
 
     def redact_text(self, text: str) -> str:
@@ -1334,7 +1582,7 @@ class Redactor:
     def found(self, text: str) -> list[str]:
         """The kinds of secret in ``text`` (first occurrence order, no repeats)."""
         try:
-            spans = sorted(self._spans(text), key=lambda s: (s[0], -s[1]))
+            spans = _merge(self._spans(text))  # one kind per secret, as redact_text
         except Exception:
             return ["unscannable"]
         out: list[str] = []
@@ -1346,10 +1594,16 @@ class Redactor:
     def redact(self, obj: Any) -> Any:
         """A deep copy of JSON-like ``obj`` with every string redacted and the whole
         (non-empty string) value of every credential-named key replaced by
-        ``"[REDACTED:credential]"``.  Dict keys are kept.  Iterative: any depth."""
-        return self._redact(obj)
+        ``"[REDACTED:credential]"``.  Dict keys are kept.  Iterative: any depth.
 
-    def _redact(self, obj: Any) -> Any:
+        Every copy goes: a secret found anywhere in ``obj`` (a tool input, a file read)
+        is then replaced wherever else it occurs in ``obj`` (outputs, thinking, the
+        final answer, subagent calls), with no keyword near it there."""
+        found: dict[str, str] = {}
+        out = self._redact(obj, found)
+        return _replace_copies(out, found) if found else out
+
+    def _redact(self, obj: Any, found: dict[str, str]) -> Any:
         # long strings repeat within one object too (a tool's output is also in its
         # structured result): each is scanned once (short ones have the LRU cache)
         # (keyed by length and ends, then compared: hashing a whole 64 KB string costs
@@ -1365,6 +1619,12 @@ class Redactor:
                 return seen[1]
             done = self.redact_text(value)
             long[key] = (value, done)
+            return done
+
+        def seen(value: str) -> str:
+            done = text(value)
+            if done is not value and done != value:
+                found.update(_removed(value, done))
             return done
 
         root: list[Any] = [None]
@@ -1384,8 +1644,10 @@ class Redactor:
                             or (pair_value and k == "value")
                         ):
                             new[k] = marker(CREDENTIAL)
+                            if _copyable(v):
+                                found[v] = CREDENTIAL
                         else:
-                            new[k] = text(v)
+                            new[k] = seen(v)
                     elif v is None or isinstance(v, _SCALARS):
                         new[k] = v
                     else:
@@ -1400,13 +1662,13 @@ class Redactor:
                     parent[slot] = items
                 for i, v in enumerate(value):
                     if isinstance(v, str):
-                        items[i] = text(v)
+                        items[i] = seen(v)
                     elif v is None or isinstance(v, _SCALARS):
                         items[i] = v
                     else:
                         stack.append((items, i, v))
             elif isinstance(value, str):
-                parent[slot] = text(value)
+                parent[slot] = seen(value)
             elif isinstance(value, _TupleDone):
                 parent[slot] = tuple(value.items)
             else:
@@ -1415,6 +1677,70 @@ class Redactor:
 
 
 _SCALARS: Final = (bool, int, float)
+_MIN_COPY: Final = 8  # shorter values are too likely to occur by chance elsewhere
+_MAX_MARKERS: Final = 200
+
+
+def _copyable(value: str) -> bool:
+    v = value.strip()
+    return (
+        len(v) >= _MIN_COPY
+        and MARKER_PREFIX not in v
+        and not _skippable(v)
+        and not is_placeholder(v)
+        and not v.isdigit()
+    )
+
+
+def _removed(original: str, redacted: str) -> dict[str, str]:
+    """What the redactor took out of ``original`` (secret → kind): the markers of
+    ``redacted`` stand where the removed values stood, between literal stretches."""
+    marks = list(_MARKER_RE.finditer(redacted))
+    if not marks or len(marks) > _MAX_MARKERS:
+        return {}
+    parts, last = [], 0
+    for m in marks:
+        parts.append(re.escape(redacted[last : m.start()]) + "(.+?)")
+        last = m.end()
+    parts.append(re.escape(redacted[last:]))
+    try:
+        got = re.fullmatch("".join(parts), original, re.DOTALL)
+    except (re.error, RecursionError):
+        return {}
+    if got is None:
+        return {}
+    out: dict[str, str] = {}
+    for m, value in zip(marks, got.groups(), strict=True):
+        if _copyable(value):
+            out[value] = m.group(0)[len(MARKER_PREFIX) : -1]
+    return out
+
+
+def _replace_copies(obj: Any, found: dict[str, str]) -> Any:
+    """``obj`` (a fresh copy, changed in place) with every occurrence of a found secret
+    replaced by its marker, in every string, at any depth."""
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(found, key=len, reverse=True)))
+
+    def sub(value: str) -> str:
+        return pattern.sub(lambda m: marker(found[m.group(0)]), value)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return sub(value)
+        if isinstance(value, tuple):  # rare: rebuilt (immutable)
+            return tuple(walk(v) for v in value)
+        if isinstance(value, dict | list):
+            stack.append(value)
+        return value
+
+    stack: list[Any] = []
+    out = walk(obj)
+    while stack:
+        node = stack.pop()
+        keys: Iterable[Any] = list(node) if isinstance(node, dict) else range(len(node))
+        for k in keys:
+            node[k] = walk(node[k])
+    return out
 
 
 class _TupleDone:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import string
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from capture import redact as redact_mod
 from capture.redact import Redactor
+from capture.secrets_rules import gitleaks_rules_compiled
 from tests.capture import test_redact as cases
 from tests.conftest import FIXTURES
 
@@ -81,8 +83,22 @@ def test_every_test_case_string_redacts_the_same() -> None:
     for text in texts:
         same(text)
         kinds.update(WITHOUT.found(text))
-    # the comparison covers real hits of (nearly) every kind, not only misses
-    assert len(kinds) >= len(set(WITHOUT.kinds)), set(WITHOUT.kinds) - kinds
+    # the comparison covers real hits of every kind of our own rules, not only misses
+    # (gitleaks' rules are compared on the secrets corpus: test_redact_corpus.py)
+    own = set(WITHOUT.kinds) - {r.id for r in gitleaks_rules_compiled()}
+    assert own - SHADOWED <= kinds, own - SHADOWED - kinds
+
+
+# detect-secrets kinds whose test secrets a gitleaks rule now reports first, under its
+# own name (aws-access-token, azure..., pypi-upload-token...)
+SHADOWED = {
+    "aws-secret-key",
+    "azure-storage-key",
+    "cloudant-credential",
+    "ibm-cloud-iam-key",
+    "ibm-cos-hmac-key",
+    "pypi-token",
+}
 
 
 def test_every_recorded_fixture_string_redacts_the_same() -> None:
@@ -162,7 +178,7 @@ def test_without_hyperscan_every_rule_runs(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(builtins, "__import__", no_hyperscan)
     r = Redactor(prefilter=True)
     assert not r.prefiltered
-    key = "sk-ant-" + "api03-" + "x" * 40
+    key = "sk-ant-" + "api03-" + "".join(random.Random(3).choices(string.ascii_letters, k=40))
     assert key not in r.redact_text(f"ANTHROPIC_API_KEY={key}")
 
 
@@ -208,7 +224,7 @@ def test_the_compiled_prefilter_is_cached_and_a_bad_cache_rebuilt(bc_home: Path)
     r = Redactor(prefilter=True)
     assert r.prefiltered
     assert [f.read_bytes() for f in cached] == good
-    key = "sk-ant-" + "api03-" + "x" * 40
+    key = "sk-ant-" + "api03-" + "".join(random.Random(3).choices(string.ascii_letters, k=40))
     assert key not in r.redact_text(f"ANTHROPIC_API_KEY={key}")
     assert key not in r.redact_text(f"ANTHROPIC_API_KEY={key} \u2192")
 

@@ -1,0 +1,366 @@
+"""gitleaks' rules (``capture.gitleaks_rules``, MIT) run the way gitleaks runs them.
+
+Each rule: a keyword must occur (case-insensitively) for its regex to run; the secret is
+the rule's ``secretGroup``, else the first non-empty group, else the match; a secret at
+or under the rule's Shannon entropy is dropped, and so is one that a global or rule
+allowlist allows (regexes on the secret, match or line; stop words in the secret).
+Rules gitleaks binds to a file path (``.php``, ``.tf``, ``nuget.config``...) run
+everywhere but stay bound to their own keywords.
+
+The Go RE2 patterns are translated to Python ``re`` (:func:`python_regex`); a pattern
+that still does not compile is left out (listed in :data:`SKIPPED`).  To bound the work
+of patterns that begin with ``[\\w.-]{0,50}?``, a rule's regex only runs on the lines
+around each of its keywords.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from typing import Any, Final
+
+from capture import gitleaks_rules
+
+__all__ = [
+    "SKIPPED",
+    "GitleaksRule",
+    "KeywordIndex",
+    "entropy",
+    "gitleaks_rules_compiled",
+    "is_placeholder",
+    "python_regex",
+]
+
+#: Rule ids not loaded, and why.
+SKIPPED: dict[str, str] = {
+    "curl-auth-user": "our curl -u/--user rule takes the password and keeps the user name",
+}
+#: How far from a keyword a rule's regex may reach: back to the start of its line but
+#: at most ``_BACK`` characters (gitleaks' identifier prefix is ``[\w.-]{0,50}?``), on to
+#: the end of the ``_LINES_AFTER``-th line after it (a value on the next line, a curl
+#: command continued with ``\``).  Wider windows cost more than they found: measured on
+#: the recorded sessions, 1 line before / 6 after made redaction ~5x slower.
+_BACK: Final = 80
+_IDENTIFIER_PREFIX_RE: Final = re.compile(r"^(\(\?i\))?\[\\w\.-\]\{0,50\}\?")
+_LINES_AFTER: Final = 2
+_MAX_WINDOW: Final = 4096
+
+
+def python_regex(go: str) -> str:
+    """A Go RE2 pattern in Python's syntax: ``\\z`` → ``\\Z``, ``(?<n>`` → ``(?P<n>``,
+    and a flag group ``(?i)`` after the start (Go: to the end of its group; Python: only
+    at the start of the pattern) → a scoped ``(?i:...)``."""
+    p = go.replace(r"\z", r"\Z")
+    p = re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", p)
+    out: list[str] = []
+    closers: list[int] = []  # per open group: how many ")" our rewrites owe it
+    closers.append(0)
+    i = 0
+    while i < len(p):
+        ch = p[i]
+        if ch == "\\":
+            out.append(p[i : i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            j = _class_end(p, i)
+            out.append(_python_class(p[i:j]))
+            i = j
+            continue
+        m = re.match(r"\(\?([a-zA-Z]+)\)", p[i:])
+        if m and i > 0:
+            out.append(f"(?{m.group(1)}:")
+            closers[-1] += 1
+            i += len(m.group(0))
+            continue
+        if ch == "(":
+            closers.append(0)
+        elif ch == ")":
+            out.append(")" * closers.pop())
+        out.append(ch)
+        i += 1
+    out.append(")" * closers.pop())
+    return "".join(out)
+
+
+def _class_end(p: str, i: int) -> int:
+    """Index just past the character class that starts at ``p[i] == "["``."""
+    j = i + 1
+    if j < len(p) and p[j] == "^":
+        j += 1
+    if j < len(p) and p[j] == "]":
+        j += 1
+    while j < len(p) and p[j] != "]":
+        if p[j] == "\\":
+            j += 1
+        elif p.startswith("[:", j):
+            k = p.find(":]", j + 2)
+            j = k + 1 if k >= 0 else j
+        j += 1
+    return j + 1
+
+
+_POSIX: Final = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "digit": "0-9",
+    "lower": "a-z",
+    "upper": "A-Z",
+    "space": r" \t\n\r\f\v",
+    "xdigit": "0-9A-Fa-f",
+    "punct": r"!-/:-@\[-`{-~",
+    "word": r"\w",
+}
+
+
+def _python_class(cls: str) -> str:
+    """A Go character class in Python's syntax: POSIX names spelled out, a literal ``[``
+    and doubled set operators (``&&``, ``||``, ``--``, ``~~``) escaped."""
+    body = re.sub(r"\[:(\w+):\]", lambda m: _POSIX.get(m.group(1), m.group(0)), cls[1:-1])
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            out.append(body[i : i + 2])
+            i += 2
+            continue
+        if ch == "[" or (ch in "&|~-" and body[i + 1 : i + 2] == ch):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+        i += 1
+    return "[" + "".join(out) + "]"
+
+
+def entropy(s: str) -> float:
+    """Shannon entropy in bits per character (gitleaks' ``shannonEntropy``)."""
+    if not s:
+        return 0.0
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values())
+
+
+class _Allow:
+    """One gitleaks allowlist: ``regexes`` on its target or ``stopwords`` in the secret
+    (both, with condition AND)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.regexes = [re.compile(python_regex(r)) for r in spec.get("regexes", ())]
+        words = sorted({w.lower() for w in spec.get("stopwords", ())}, key=len, reverse=True)
+        # one regex for gitleaks' ~1,500 generic stop words, not one ``in`` per word
+        self.stopwords = re.compile("|".join(map(re.escape, words))) if words else None
+        self.target = spec.get("regexTarget", "secret")
+        self.both = spec.get("condition", "OR").upper() == "AND"
+        self.only_paths = not self.regexes and not self.stopwords
+
+    def allows(self, secret: str, match: str, line: str) -> bool:
+        if self.only_paths:
+            return False  # we have no paths: a path-only allowlist never applies
+        target = {"match": match, "line": line}.get(self.target, secret)
+        by_regex = any(r.search(target) for r in self.regexes)
+        by_word = self.stopwords is not None and self.stopwords.search(secret.lower()) is not None
+        if self.both:
+            return (by_regex or not self.regexes) and (by_word or not self.stopwords)
+        return by_regex or by_word
+
+
+class GitleaksRule:
+    """One gitleaks rule; :meth:`spans` gives ``(start, end, rule id)`` of its secrets."""
+
+    def __init__(self, spec: dict[str, Any], global_allow: _Allow) -> None:
+        self.id: str = spec["id"]
+        self.pattern = python_regex(spec["regex"])
+        self.keywords = tuple(sorted({k.lower() for k in spec.get("keywords", ())}))
+        self.min_entropy = float(spec.get("entropy", 0.0))
+        self.group = int(spec.get("secretGroup", 0))
+        self.allow = [global_allow] + [_Allow(a) for a in spec.get("allowlists", ())]
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        # Drop the leading ``[\w.-]{0,50}?`` that gitleaks puts before an identifier: it
+        # captures nothing and can match nothing, so the secrets found are the same, and
+        # without it a failed attempt costs one character test instead of fifty.
+        return re.compile(_IDENTIFIER_PREFIX_RE.sub(r"\1", self.pattern, count=1))
+
+    def spans(self, text: str, lower: str, lo: int, hi: int) -> Iterator[tuple[int, int, str]]:
+        """Secrets in ``text[lo:hi]`` (``lower``: ``text`` lower-cased, same positions)."""
+        for a, b in self._windows(text, lower, lo, hi):
+            for m in self.regex.finditer(text, a, b):
+                span = self._secret(m)
+                if span is not None and not self._allowed(text, m, span):
+                    yield span[0], span[1], self.id
+
+    def _windows(self, text: str, lower: str, lo: int, hi: int) -> list[tuple[int, int]]:
+        if not self.keywords:
+            return [(lo, hi)]
+        hits = sorted(pos for k in self.keywords for pos in _find_all(lower, k, max(lo, 0), hi))
+        out: list[tuple[int, int]] = []
+        for pos in hits:
+            if out and pos < out[-1][1]:
+                continue
+            a = max(_line_start(text, pos, 0, lo), pos - _BACK)
+            b = _line_end(text, pos, _LINES_AFTER, hi)
+            if out and a <= out[-1][1]:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+        return out
+
+    def _secret(self, m: re.Match[str]) -> tuple[int, int] | None:
+        if self.group and self.group <= (m.re.groups or 0):
+            s, e = m.span(self.group)
+        else:
+            s, e = m.span()
+            for g in range(1, (m.re.groups or 0) + 1):
+                gs, ge = m.span(g)
+                if ge > gs:
+                    s, e = gs, ge
+                    break
+        if e <= s:
+            return None
+        return s, e
+
+    def _allowed(self, text: str, m: re.Match[str], span: tuple[int, int]) -> bool:
+        secret = text[span[0] : span[1]]
+        if self.min_entropy and entropy(secret) <= self.min_entropy:
+            return True
+        line = text[_line_start(text, span[0], 0, 0) : _line_end(text, span[1], 0, len(text))]
+        # the match as gitleaks sees it: with the identifier characters before the
+        # keyword that its ``[\w.-]{0,50}?`` takes (leftmost match: as many as it can)
+        start = m.start()
+        floor = max(0, start - 50) if self.regex.pattern != self.pattern else start
+        while start > floor and (text[start - 1].isalnum() or text[start - 1] in "_.-"):
+            start -= 1
+        match = text[start : m.end()].strip("\n")
+        return any(a.allows(secret, match, line) for a in self.allow)
+
+
+class KeywordIndex:
+    """Which of many keywords occur in a lower-cased text, in one regex pass (for when
+    there is no Hyperscan prefilter).  Keywords that start at the same place as a longer
+    one are found through it (``api`` through ``apikey``)."""
+
+    def __init__(self, keywords: Iterable[str]) -> None:
+        words = sorted(set(keywords), key=len, reverse=True)
+        self._inside = {w: frozenset(k for k in words if k in w) for w in words}
+        body = "|".join(re.escape(w) for w in words) or "(?!)"
+        self._re = re.compile(f"(?=({body}))")
+
+    def present(self, lower: str) -> frozenset[str]:
+        hits = set(self._re.findall(lower))
+        out: set[str] = set()
+        for h in hits:
+            out |= self._inside[h]
+        return frozenset(out)
+
+
+def _find_all(text: str, word: str, lo: int, hi: int) -> Iterator[int]:
+    pos = text.find(word, lo, hi)
+    while pos >= 0:
+        yield pos
+        pos = text.find(word, pos + len(word), hi)
+
+
+def _line_start(text: str, pos: int, lines: int, floor: int) -> int:
+    """Start of the line ``lines`` before the one holding ``pos`` (not before ``floor``)."""
+    limit = max(floor, pos - _MAX_WINDOW)
+    for _ in range(lines + 1):
+        nl = text.rfind("\n", limit, pos)
+        if nl < 0:
+            return limit
+        pos = nl if _ < lines else nl + 1
+    return pos
+
+
+def _line_end(text: str, pos: int, lines: int, ceil: int) -> int:
+    """End of the line ``lines`` after the one holding ``pos`` (newline included)."""
+    limit = min(ceil, pos + _MAX_WINDOW)
+    for _ in range(lines + 1):
+        nl = text.find("\n", pos, limit)
+        if nl < 0:
+            return limit
+        pos = nl + 1
+    return pos
+
+
+def gitleaks_rules_compiled() -> list[GitleaksRule]:
+    """Every vendored gitleaks rule whose pattern Python can compile."""
+    global_allow = _Allow(gitleaks_rules.GLOBAL_ALLOWLIST)
+    out = []
+    for spec in gitleaks_rules.RULES:
+        if spec["id"] in SKIPPED:
+            continue
+        try:
+            rule = GitleaksRule(spec, global_allow)
+            rule.regex  # noqa: B018 - compile now: a failure leaves the rule out
+        except re.error as exc:
+            SKIPPED[spec["id"]] = f"pattern does not compile in Python: {exc}"
+            continue
+        out.append(rule)
+    return out
+
+
+# --- values that only look like secrets ----------------------------------------------
+
+_RUN_RE: Final = re.compile(r"(.)\1{6,}", re.IGNORECASE)  # xxxxxxx, 0000000, *******
+_PERIODIC_RE: Final = re.compile(r"(...?)\1{3,}")  # 123123123123, abababab
+_PLACEHOLDER_WORD_RE: Final = re.compile(
+    r"your[_-]?(?:api|token|key|secret|pass)|placeholder|changeme|example|redacted"
+    r"|(?:put|insert|replace)[_-]?(?:your|here)|tokenhere|stringhere|_here\b|-here\b",
+    re.IGNORECASE,
+)
+_PLACEHOLDER_VALUES: Final = frozenset(
+    [
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "yyy",
+        "xxx",
+        "test",
+        "username",
+        "user",
+        "changeme",
+        "apikey",
+        "api_key",
+        "api-key",
+        "mypassword",
+        "mysecret",
+    ]
+)
+_GLOBAL_ALLOW: Final = _Allow(gitleaks_rules.GLOBAL_ALLOWLIST)
+
+
+def _ascending_run(value: str, length: int = 7) -> bool:
+    """``abcdefg``, ``1234567``: typed by a person, not drawn at random."""
+    run = 1
+    for a, b in zip(value, value[1:], strict=False):
+        run = run + 1 if ord(b) - ord(a) == 1 and a.isalnum() and b.isalnum() else 1
+        if run >= length:
+            return True
+    return False
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a found value is a stand-in, not a secret: ``ghp_xxxxxxxx…``,
+    ``AKIAXXXXXXXXXXXXXXXX``, ``sk_abcdefghijklmnop…``, ``…YOUR_TOKEN_HERE…``, ``$2``,
+    ``[PASSWORD]``, a value cut short with ``...``, or one of gitleaks' global allowlist
+    shapes.  A random secret has none of these (a run of 7 equal characters in a 40
+    character base62 token: about 1 in 10^10)."""
+    v = value.strip().strip("\"'`")
+    if len(v) < 2:
+        return True
+    if v.lower() in _PLACEHOLDER_VALUES:
+        return True
+    if v.endswith(("...", "\u2026")) or (v[0] == "[" and v[-1] == "]"):
+        return True
+    if _RUN_RE.search(v) or _PERIODIC_RE.search(v) or _ascending_run(v):
+        return True
+    if _PLACEHOLDER_WORD_RE.search(v):
+        return True
+    return _GLOBAL_ALLOW.allows(v, v, v)
