@@ -500,6 +500,32 @@ def rollout_cmd(action: str) -> None:
     click.echo(f"rollout {state}  [{kill}]")
 
 
+@cli.command("redact")
+@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
+@click.option(
+    "--datasets",
+    "dataset_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folders to search for datasets built before the rewrite (default: .).",
+)
+def redact_cmd(dry_run: bool, dataset_dirs: tuple[Path, ...]) -> None:
+    """Apply the current redaction rules to every stored trace (after an upgrade)."""
+    from capture.reredact import reredact, stale_datasets
+
+    store = _store()
+    done = reredact(store, dry_run=dry_run)
+    verb = "would change" if dry_run else "rewritten"
+    click.echo(f"{done.lines} lines, {len(done.changed)} traces {verb}")
+    for kind, n in done.kinds.most_common():
+        click.echo(f"  {n:6d}  [REDACTED:{kind}]")
+    if done.kept_unreadable:
+        click.echo(f"{done.kept_unreadable} unreadable lines kept as they were")
+    for folder in stale_datasets(list(dataset_dirs) or [Path(".")]):
+        click.echo(f"stale dataset (built before the rewrite; rebuild it): {folder}")
+    _report_problems(store)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: a ``BCError`` becomes one clean line and exit status 1."""
     return run_cli(cli, "bc-capture", argv)
