@@ -1,6 +1,13 @@
-"""Throughput of capture.redact on ~10 MB of mixed source / log text.
+"""Detection quality and throughput of capture.redact.
 
-Plain script: ``.venv/bin/python benchmarks/bench_redact.py [--mb 10] [--repeat 3]``.
+Plain script: ``.venv/bin/python benchmarks/bench_redact.py [--mb 10] [--repeat 3]``;
+``--corpus`` instead scores claude-bc and the peers (betterleaks, kingfisher: the
+``bench`` extra) on the secrets corpus (tests/fixtures/secrets): recall per source, per
+context and per provider family, gitleaks' false-positive examples changed, benign lines
+changed, and time per KB, every engine judged by the same leak check
+(``tests/capture/redact_corpus.py``).
+
+The throughput part:
 Prints MB/s of ``redact_text`` and, measured side by side in the same run over the same
 text, of a plain ``str.replace`` pass (the floor any scan of the text costs), and their
 ratio.  Two texts: Python standard-library sources plus generated tool / server output
@@ -26,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capture.redact import Redactor  # noqa: E402
+from tests.capture import redact_corpus as rc  # noqa: E402
 
 
 def source_text(limit: int) -> str:
@@ -131,7 +139,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mb", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--corpus", action="store_true", help="score on the secrets corpus")
+    ap.add_argument("--worst", type=int, default=12, help="families listed (--corpus)")
     args = ap.parse_args()
+    if args.corpus:
+        corpus_table(args.worst)
+        return
     rng = random.Random(0)
     n = int(args.mb * 1_000_000)
     text = source_text(n // 2) + "\n" + log_text(n - n // 2, rng)
@@ -183,6 +196,51 @@ def main() -> None:
             f"   ({rc:6.3f} s CPU = {mb / rc:6.1f} MB/s)\n"
             f"  ratio        x{rw / bw:.0f} wall, x{rc / bc:.0f} CPU (vs str.replace)"
         )
+
+
+def corpus_table(worst: int) -> None:
+    """The engines side by side on the secrets corpus, as Markdown tables."""
+    engines: dict[str, rc.Engine | None] = {
+        "claude-bc": Redactor(prefilter=True).redact_text,
+        "betterleaks": rc.betterleaks_engine(),
+        "kingfisher": rc.kingfisher_engine(),
+    }
+    scores = {}
+    for name, engine in engines.items():
+        if engine is None:
+            print(f"({name}: not installed; pip install -e '.[bench]')")
+            continue
+        engine("warm up")
+        scores[name] = rc.score(engine, rc.corpus(), rc.benign_lines())
+    names = list(scores)
+    print(
+        "| engine | gitleaks-derived recall | trufflehog-derived recall "
+        "| gitleaks fp changed | benign changed | µs per KB |"
+    )
+    print("|---|---|---|---|---|---|")
+    for n, sc in scores.items():
+        print(
+            f"| {n} | {_pct(sc.by_source['gitleaks'])} | {_pct(sc.by_source['trufflehog'])} "
+            f"| {_pct(sc.fp_changed)} | {sc.benign_changed.hit} of {sc.benign_changed.total} "
+            f"| {sc.seconds / sc.kb * 1e6:.0f} |"
+        )
+    first = scores[names[0]]
+    print("\n| source | context | n | " + " | ".join(names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
+    for key in sorted(first.by_context):
+        cells = " | ".join(_pct(scores[n].by_context[key]) for n in names)
+        print(f"| {key[0]} | {key[1]} | {first.by_context[key].total} | {cells} |")
+    print(f"\nThe {worst} provider families {names[0]} catches least (all contexts):")
+    print("\n| source | family | n | " + " | ".join(names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
+    fams = sorted(first.by_family, key=lambda k: (first.by_family[k].rate, k))[:worst]
+    for key in fams:
+        cells = " | ".join(_pct(scores[n].by_family[key]) for n in names)
+        print(f"| {key[0]} | {key[1]} | {first.by_family[key].total} | {cells} |")
+
+
+def _pct(t: rc.Tally) -> str:
+    return f"{100 * t.rate:.1f}%"
 
 
 def _pieces(text: str, size: int) -> list[str]:
