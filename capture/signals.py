@@ -22,10 +22,11 @@ The hand-labelled set in ``tests/capture/`` measures precision and recall of the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable
 from contextlib import suppress
-from typing import Final
+from typing import Final, NamedTuple
 
+from capture import signal_model
 from capture.prefilter import Prefilter
 from capture.schema import (
     Category,
@@ -60,115 +61,103 @@ _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _NEG = r"(?:can't|cannot|can not|mustn't|must not|shouldn't|should not|may not|not allowed to)"
 _HARM = r"(?:break\w*|chang\w*|touch\w*|affect\w*|modif\w*|los\w*|alter\w*|drop\w*)"
 
-CONSTRAINT = re.compile(
-    "|".join(
-        [
-            rf"\b{_NEG}\s+(?!find|see|tell|locate|reproduce|figure|seem|wait|think|say)\w+",
-            r"\b(?:isn't|not|aren't) (?:usable|supported|allowed|permitted|an option for us)\b"
-            r"|\bcan't be (?:used|changed|modified)\b",
-            r"\bonly (?:ships|has|have|supports|allows|works|runs|accepts)\b",
-            r"\b(?:time limit|deadline|memory is tight|out of memory|tight on)\b"
-            r"|\bwithin (?:the )?\d+",
-            r"\bwould (?:invalidate|corrupt|break|wipe)\b",
-            r"\bnot on (?:the )?path\b|\bcommand not found\b",
-            r"\bavoid\b[^.]{0,80}\b(?:since|because|as)\b",
-            r"\b(?:per|according to) the (?:contributing|style|coding) (?:guide|rules)\b"
-            r"|\bper the (?:spec|requirements|guidelines|policy)\b",
-            rf"\bwithout {_HARM}",
-            r"\bbackwards?[- ]compat",
-            r"\b(?:must|has to|have to|needs? to)\s+(?:\w+\s+){0,2}?(?:stay|remain|keep|be kept"
-            r"|preserve|be preserved|match|pass|be compatible|work with|support|run on)\b",
-            r"\b(?:preserve|keep|keeping|kept|maintain|leave|left)\b[^.;]{0,60}\b(?:unchanged"
-            r"|intact|as is|the same|compatib\w*|existing|public api|signature|minimal)\b",
-            r"\b(?:(?:must|need to|needs to|have to|has to|should|careful to|want to) avoid"
-            r"|careful not to|be careful|make sure not to|so as not to|keep in mind"
-            r"|bear in mind)\b",
-            r"\b(?:read[- ]only|no (?:network|internet)|(?:don't|do not|doesn't|does not) have"
-            r" (?:permission|access|root|sudo|write access|network)|permission denied"
-            r"|no (?:write )?(?:permission|access)\b|(?:not|isn't|aren't) (?:installed|available)"
-            r"|unavailable)",
-            r"\b(?:rate[- ]limit\w*|limited to|capped at|at most \d|no more than|quota)\b",
-            r"\b(?:requires?|relies on|rely on|depends on|pins it|(?:is|are) pinned)\b",
-            r"\bthe user (?:said|asked|wants|requested|explicitly|specified)\b[^.]{0,40}"
-            r"\b(?:not|only|keep|minimal|without|don't|never|must)\b",
-            r"\b(?:(?:doesn't|does not|don't|won't) support|not supported|unsupported)\b",
-            r"\b(?:the|one|a|main|key|hard|big) (?:constraint|limitation|restriction)"
-            r" (?:is|here)\b",
-            r"\b(?:isn't|is not|not|aren't) (?:feasible|possible|practical|viable)\b"
-            r"|\bforbid\w*|\bprohibit\w*|\bdisallow\w*|\bpinned (?:to|at)\b"
-            r"|\brul(?:e|es|ed) out\b",
-            r",? so (?:i|we) (?:won't|can't|cannot|must|have to|need to)\b"
-            r"|,? so [^.]{0,40}\b(?:has to|have to|must|isn't feasible|can't|cannot)\b",
-        ]
-    ),
-    _CUE,
+_CONSTRAINT_PARTS: Final = (
+    rf"\b{_NEG}\s+(?!find|see|tell|locate|reproduce|figure|seem|wait|think|say)\w+",
+    r"\b(?:isn't|not|aren't) (?:usable|supported|allowed|permitted|an option for us)\b"
+    r"|\bcan't be (?:used|changed|modified)\b",
+    r"\bonly (?:ships|has|have|supports|allows|works|runs|accepts)\b",
+    r"\b(?:time limit|deadline|memory is tight|out of memory|tight on)\b"
+    r"|\bwithin (?:the )?\d+",
+    r"\bwould (?:invalidate|corrupt|break|wipe)\b",
+    r"\bnot on (?:the )?path\b|\bcommand not found\b",
+    r"\bavoid\b[^.]{0,80}\b(?:since|because|as)\b",
+    r"\b(?:per|according to) the (?:contributing|style|coding) (?:guide|rules)\b"
+    r"|\bper the (?:spec|requirements|guidelines|policy)\b",
+    rf"\bwithout {_HARM}",
+    r"\bbackwards?[- ]compat",
+    r"\b(?:must|has to|have to|needs? to)\s+(?:\w+\s+){0,2}?(?:stay|remain|keep|be kept"
+    r"|preserve|be preserved|match|pass|be compatible|work with|support|run on)\b",
+    r"\b(?:preserve|keep|keeping|kept|maintain|leave|left)\b[^.;]{0,60}\b(?:unchanged"
+    r"|intact|as is|the same|compatib\w*|existing|public api|signature|minimal)\b",
+    r"\b(?:(?:must|need to|needs to|have to|has to|should|careful to|want to) avoid"
+    r"|careful not to|be careful|make sure not to|so as not to|keep in mind"
+    r"|bear in mind)\b",
+    r"\b(?:read[- ]only|no (?:network|internet)|(?:don't|do not|doesn't|does not) have"
+    r" (?:permission|access|root|sudo|write access|network)|permission denied"
+    r"|no (?:write )?(?:permission|access)\b|(?:not|isn't|aren't) (?:installed|available)"
+    r"|unavailable)",
+    r"\b(?:rate[- ]limit\w*|limited to|capped at|at most \d|no more than|quota)\b",
+    r"\b(?:requires?|relies on|rely on|depends on|pins it|(?:is|are) pinned)\b",
+    r"\bthe user (?:said|asked|wants|requested|explicitly|specified)\b[^.]{0,40}"
+    r"\b(?:not|only|keep|minimal|without|don't|never|must)\b",
+    r"\b(?:(?:doesn't|does not|don't|won't) support|not supported|unsupported)\b",
+    r"\b(?:the|one|a|main|key|hard|big) (?:constraint|limitation|restriction)"
+    r" (?:is|here)\b",
+    r"\b(?:isn't|is not|not|aren't) (?:feasible|possible|practical|viable)\b"
+    r"|\bforbid\w*|\bprohibit\w*|\bdisallow\w*|\bpinned (?:to|at)\b"
+    r"|\brul(?:e|es|ed) out\b",
+    r",? so (?:i|we) (?:won't|can't|cannot|must|have to|need to)\b"
+    r"|,? so [^.]{0,40}\b(?:has to|have to|must|isn't feasible|can't|cannot)\b",
 )
+CONSTRAINT = re.compile("|".join(_CONSTRAINT_PARTS), _CUE)
 
-PRUNING = re.compile(
-    "|".join(
-        [
-            r"\b(?:could|would|might)\b[^.;]{0,80}\bbut\b",
-            r"\b(?:considered|thought about|was going to|weighed)\b",
-            r"\brather than\b",
-            r"\binstead of\b(?=.*\b(?:i'll|i will|let me|let's|we'll|i'd|i'm going to|we should"
-            r"|better|safer|simpler)\b)",
-            r"\b(?:i'll|i will|let me|we'll)\b.*\binstead of\b",
-            r"\b(?:no need to|not necessary|unnecessary|don't need to|overkill|not worth"
-            r"|not an option|ruled? out|won't work|wouldn't work|would not work"
-            r"|too (?:risky|slow|long|complex|complicated|invasive|expensive|fragile|much))\b",
-            r"\bwould\b[^.;]{0,40}\b(?:hide|break|blow|fragile|slow|overkill|hit|miss|lose|mask"
-            r"|leak|conflict|complicate)\w*",
-            r"\b(?:option [ab12]|alternatively|another option|one option|the alternative"
-            r"|(?:two|three|several|a few) (?:ways|options|approaches))\b",
-            r"\b(?:tempting|not warranted|isn't warranted|isn't needed|not needed|is enough"
-            r"|suffices|that's out|off the table)\b|^skipping\b|\b(?:i'll|let's) skip\b",
-            r"\bwould be (?:harder|worse|slower|messier|riskier|uglier|overkill|more (?:complex"
-            r"|fragile|error-prone|work|code)|less (?:readable|safe|clear|robust))\b",
-            r"\b(?:won't|wouldn't|doesn't|will not|would not) help\b|\bno point\b|\bpointless\b",
-            r"\bwould\b[^.;]{0,40}\b(?:hammer|overload|flood|swallow|clobber|overwrit\w*"
-            r"|take ages|take forever)",
-            r"\bso (?:i'll|we'll|i will|let's)\b[^.]{0,60}\binstead\b|\brul(?:e|es|ed) out\b",
-            r"\b(?:opted|chose|picked|went with)\b[^.]{0,60}\b(?:over|instead of|rather than)\b",
-            r"\bbut\b[^.]{0,80}\b(?:safer|simpler|cleaner|easier|clearer|better|less risky)\b"
-            r"|;[^.;]{0,60}\b(?:is|are) (?:safer|simpler|cleaner|easier|clearer|better)\b",
-            r"\bwould\b[^.;]{0,40}\b(?:invalidate|corrupt|wipe)\w*",
-        ]
-    ),
-    _CUE,
+_PRUNING_PARTS: Final = (
+    r"\b(?:could|would|might)\b[^.;]{0,80}\bbut\b",
+    r"\b(?:considered|thought about|was going to|weighed)\b",
+    r"\brather than\b",
+    r"\binstead of\b(?=.*\b(?:i'll|i will|let me|let's|we'll|i'd|i'm going to|we should"
+    r"|better|safer|simpler)\b)",
+    r"\b(?:i'll|i will|let me|we'll)\b.*\binstead of\b",
+    r"\b(?:no need to|not necessary|unnecessary|don't need to|overkill|not worth"
+    r"|not an option|ruled? out|won't work|wouldn't work|would not work"
+    r"|too (?:risky|slow|long|complex|complicated|invasive|expensive|fragile|much))\b",
+    r"\bwould\b[^.;]{0,40}\b(?:hide|break|blow|fragile|slow|overkill|hit|miss|lose|mask"
+    r"|leak|conflict|complicate)\w*",
+    r"\b(?:option [ab12]|alternatively|another option|one option|the alternative"
+    r"|(?:two|three|several|a few) (?:ways|options|approaches))\b",
+    r"\b(?:tempting|not warranted|isn't warranted|isn't needed|not needed|is enough"
+    r"|suffices|that's out|off the table)\b|^skipping\b|\b(?:i'll|let's) skip\b",
+    r"\bwould be (?:harder|worse|slower|messier|riskier|uglier|overkill|more (?:complex"
+    r"|fragile|error-prone|work|code)|less (?:readable|safe|clear|robust))\b",
+    r"\b(?:won't|wouldn't|doesn't|will not|would not) help\b|\bno point\b|\bpointless\b",
+    r"\bwould\b[^.;]{0,40}\b(?:hammer|overload|flood|swallow|clobber|overwrit\w*"
+    r"|take ages|take forever)",
+    r"\bso (?:i'll|we'll|i will|let's)\b[^.]{0,60}\binstead\b|\brul(?:e|es|ed) out\b",
+    r"\b(?:opted|chose|picked|went with)\b[^.]{0,60}\b(?:over|instead of|rather than)\b",
+    r"\bbut\b[^.]{0,80}\b(?:safer|simpler|cleaner|easier|clearer|better|less risky)\b"
+    r"|;[^.;]{0,60}\b(?:is|are) (?:safer|simpler|cleaner|easier|clearer|better)\b",
+    r"\bwould\b[^.;]{0,40}\b(?:invalidate|corrupt|wipe)\w*",
 )
+PRUNING = re.compile("|".join(_PRUNING_PARTS), _CUE)
 
-CORRECTION = re.compile(
-    "|".join(
-        [
-            r"^(?:actually|wait\b,?|hmm+|oops|whoops|nope|hold on|correction|on second thought"
-            r"|scratch that|no wait|my bad)\b(?! times)",
-            r"\b(?:backwards|the wrong way round|mixed up|was off|was incorrect|misremembered"
-            r"|misjudged|jumped to (?:a )?conclusions?|mangled|clobbered)\b",
-            r"\brestor(?:e|ing) (?:it|the \w+) from git\b|\bsame (?:traceback|failure)\b"
-            r"|^(?:that's|this is|that is) [^.,]{1,40}, not\b",
-            r"\b(?:i was wrong|i was mistaken|my mistake|i made a mistake|i misread"
-            r"|i misunderstood|i missed|i overlooked|i forgot|wrong assumption|was wrong)\b",
-            r"\b(?:my (?:previous|earlier|first|last)|the (?:previous|earlier)) (?:fix|attempt"
-            r"|edit|change|command|query|search|grep|approach|try|pattern|guess|patch|run)\b",
-            r"\b(?:was|were) too (?:narrow|broad|strict|loose|specific|general)\b"
-            r"|\b(?:widening|broadening|narrowing) (?:it|the)\b",
-            r"\b(?:applied|edited|went|looked|ran|changed|patched)\b[^.]{0,30}\bwrong\b"
-            r"|\bundo(?:ing)?\b|\bundid\b|\bi (?:had )?assumed\b",
-            r"\b(?:didn't|did not|doesn't|does not) (?:work|match|help|exist|compile|fix)\b",
-            r"(?:^|[,;:]\s*)(?:that|this|it) (?:\w+ )?(?:failed|broke)\b|\bsame error\b"
-            r"|\bstill (?:fail\w*|broken|errors?|wrong)\b|\bno (?:matches|results)\b",
-            r"\blet me (?:try (?:again|a different|another|something else)|fix (?:that|this|it"
-            r"|the)|correct|redo|re-?run|retry|re-?check)\b|\btry (?:again|a different"
-            r"|another)\b|\bretrying\b|\bretry (?:it|with|that)\b|\bsearching again\b"
-            r"|\b(?:run|do) it again\b",
-            r"\bdifferent (?:approach|pattern|path|way|strategy)\b|\brevert(?:ing)?\b",
-            r"\b(?:turns out|i should have|not what i expected|that's not right"
-            r"|that isn't right)\b",
-            r"\b(?:command|query|edit|build|tests?|search|grep|call|install) (?:failed|fails)\b",
-        ]
-    ),
-    _CUE,
+_CORRECTION_PARTS: Final = (
+    r"^(?:actually|wait\b,?|hmm+|oops|whoops|nope|hold on|correction|on second thought"
+    r"|scratch that|no wait|my bad)\b(?! times)",
+    r"\b(?:backwards|the wrong way round|mixed up|was off|was incorrect|misremembered"
+    r"|misjudged|jumped to (?:a )?conclusions?|mangled|clobbered)\b",
+    r"\brestor(?:e|ing) (?:it|the \w+) from git\b|\bsame (?:traceback|failure)\b"
+    r"|^(?:that's|this is|that is) [^.,]{1,40}, not\b",
+    r"\b(?:i was wrong|i was mistaken|my mistake|i made a mistake|i misread"
+    r"|i misunderstood|i missed|i overlooked|i forgot|wrong assumption|was wrong)\b",
+    r"\b(?:my (?:previous|earlier|first|last)|the (?:previous|earlier)) (?:fix|attempt"
+    r"|edit|change|command|query|search|grep|approach|try|pattern|guess|patch|run)\b",
+    r"\b(?:was|were) too (?:narrow|broad|strict|loose|specific|general)\b"
+    r"|\b(?:widening|broadening|narrowing) (?:it|the)\b",
+    r"\b(?:applied|edited|went|looked|ran|changed|patched)\b[^.]{0,30}\bwrong\b"
+    r"|\bundo(?:ing)?\b|\bundid\b|\bi (?:had )?assumed\b",
+    r"\b(?:didn't|did not|doesn't|does not) (?:work|match|help|exist|compile|fix)\b",
+    r"(?:^|[,;:]\s*)(?:that|this|it) (?:\w+ )?(?:failed|broke)\b|\bsame error\b"
+    r"|\bstill (?:fail\w*|broken|errors?|wrong)\b|\bno (?:matches|results)\b",
+    r"\blet me (?:try (?:again|a different|another|something else)|fix (?:that|this|it"
+    r"|the)|correct|redo|re-?run|retry|re-?check)\b|\btry (?:again|a different"
+    r"|another)\b|\bretrying\b|\bretry (?:it|with|that)\b|\bsearching again\b"
+    r"|\b(?:run|do) it again\b",
+    r"\bdifferent (?:approach|pattern|path|way|strategy)\b|\brevert(?:ing)?\b",
+    r"\b(?:turns out|i should have|not what i expected|that's not right"
+    r"|that isn't right)\b",
+    r"\b(?:command|query|edit|build|tests?|search|grep|call|install) (?:failed|fails)\b",
 )
+CORRECTION = re.compile("|".join(_CORRECTION_PARTS), _CUE)
 
 _ANY_CUE = re.compile("|".join(f"(?:{p.pattern})" for p in (CONSTRAINT, PRUNING, CORRECTION)), _CUE)
 
@@ -255,90 +244,159 @@ def _plan(masked: str, low: str) -> str | None:
     return masked[start : end if end >= 0 else None].strip()[: MAX_ITEM_CHARS * 2]
 
 
-# --- texts of a trace ------------------------------------------------------------------------
-
-
-def _texts(trace: ClaudeTrace, with_answer: bool = True) -> Iterator[str]:
-    """Thinking and reasoning before each call, then the answer, in that order; at most
-    ``MAX_TEXT`` in all, given first to the text before calls (short, and where Claude says
-    what it is doing), then the answer, then thinking (long)."""
-    parts = [
-        (t, 2 if kind else 0)
-        for c in trace.tool_calls
-        for kind, t in enumerate((c.reasoning, c.thinking))
-    ]
-    if with_answer:
-        parts.append((trace.claude_response, 1))
-    budget = MAX_TEXT
-    chosen: dict[int, str] = {}
-    for i, (text, _) in sorted(enumerate(parts), key=lambda p: p[1][1]):
-        if budget <= 0:
-            break
-        if has_text(text):
-            chosen[i] = head(text, min(MAX_SEGMENT, budget))
-            budget -= len(chosen[i])
-    for i in sorted(chosen):
-        yield chosen[i]
-
+# --- classify: cues + the trained model -------------------------------------------------------
 
 _CUES: Final = (CONSTRAINT, PRUNING, CORRECTION)  # the prefilter's groups, in this order
 _EVERY_CUE: Final = frozenset(range(len(_CUES)))
 _PLAN_GROUP: Final = len(_CUES)  # and PLAN after them
 
-
-class _Scanned:
-    """Each text of one trace masked, lower-cased and prefiltered once: the plan and the
-    cues are looked for in the same texts. ``(masked, lower-cased, groups that may
-    match)``; the groups are ``None`` without the prefilter."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[str, str, set[int] | None]] = {}
-
-    def __call__(self, text: str) -> tuple[str, str, set[int] | None]:
-        found = self._seen.get(text)
-        if found is None:
-            masked = mask_code(head(text, MAX_SEGMENT))
-            low = masked.lower()
-            pre = _cue_prefilter
-            found = self._seen[text] = (masked, low, pre.candidates(low) if pre else None)
-        return found
+_CUE_NAMES: Final = (
+    ("constraint", CONSTRAINT),
+    ("pruning", PRUNING),
+    ("self_correction", CORRECTION),
+)
 
 
-def _plan_of(scanned: tuple[str, str, set[int] | None]) -> str | None:
-    masked, low, may = scanned
-    return None if may is not None and _PLAN_GROUP not in may else _plan(masked, low)
-
-
-def _sentences_of(trace: ClaudeTrace, scan: _Scanned) -> list[tuple[str, str, frozenset[int]]]:
-    """The sentences of the trace's texts (in :func:`_texts` order) that hold a cue of
-    some kind, with their lower-cased copies and the cues (indexes into ``_CUES``) that
-    may be in them: split once, then searched for each kind."""
-    out = []
-    pre = _cue_prefilter
-    for text in _texts(trace):
-        masked, _, in_text = scan(text)
-        if in_text is not None and not in_text & _EVERY_CUE:
-            continue  # most texts hold no cue anywhere: not even split
+def cue_hits(masked: str, low: str, may: set[int] | None = None) -> dict[str, list[str]]:
+    """The sentences of a masked text in which each hand-written cue fires (``plan``: the
+    plan paragraph). One search for any cue per sentence first (or the prefilter's answer
+    for the whole text, ``may``): most sentences hold none."""
+    hits: dict[str, list[str]] = {}
+    if may is None or may & _EVERY_CUE:
         for s in _split(masked):
-            low = s.lower()
-            may = pre.candidates(low) if pre is not None else None
-            # most sentences hold none: one search (or one Hyperscan scan), not three
-            if may is None:
-                if _ANY_CUE.search(low):
-                    out.append((s, low, _EVERY_CUE))
-            elif cues := _EVERY_CUE.intersection(may):
-                out.append((s, low, cues))
-    return out
+            s_low = s.lower()
+            # per sentence: some cues are anchored at a sentence's start
+            if may is None and not _ANY_CUE.search(s_low):
+                continue
+            for name, pattern in _CUE_NAMES:
+                if pattern.search(s_low):
+                    hits.setdefault(name, []).append(s)
+    plan = _plan(masked, low) if may is None or _PLAN_GROUP in may else None
+    if plan:
+        hits["plan"] = [plan]
+    return hits
+
+
+_PARTS: Final = {
+    "constraint": [re.compile(p, _CUE) for p in _CONSTRAINT_PARTS],
+    "pruning": [re.compile(p, _CUE) for p in _PRUNING_PARTS],
+    "self_correction": [re.compile(p, _CUE) for p in _CORRECTION_PARTS],
+}
+
+
+def block_features(
+    masked: str,
+    low: str,
+    previous_result: str | None,
+    thinking: bool,
+    may: set[int] | None = None,
+) -> tuple[set[str], dict[str, list[str]]]:
+    """The model's features of one text (and the cue sentences, which the extractor keeps
+    as the signals' items). Which alternative of a cue fired is a feature of its own
+    (``cue:pruning#2``): some alternatives are far more reliable than others. Only the
+    sentences where a cue fired are searched again, so this costs little."""
+    hits = cue_hits(masked, low, may)
+    feats = signal_model.features(low, thinking, hits, previous_result)
+    for name, sents in hits.items():
+        for part_no, part in enumerate(_PARTS.get(name, ())):
+            if any(part.search(s.lower()) for s in sents):
+                feats.add(f"cue:{name}#{part_no}")
+    return feats, hits
+
+
+def classify(text: str, previous_result: str | None = None, *, thinking: bool = False) -> set[str]:
+    """The reasoning categories one text or thinking block shows: any of ``constraint``,
+    ``pruning``, ``self_correction``, ``plan`` (definitions: ``docs``/the README), read
+    together with the tool result that came right before it.
+
+    >>> sorted(classify("That didn't work. Let me try the --yes flag instead.",
+    ...                 "[error] Error: prompt timed out"))
+    ['self_correction']
+    >>> classify("Let me read the file.")
+    set()
+    """
+    if not has_text(text):
+        return set()
+    masked = mask_code(head(text, MAX_SEGMENT))
+    feats, _ = block_features(masked, masked.lower(), previous_result, thinking)
+    return signal_model.decide(signal_model.load(), feats)
+
+
+def best_sentence(masked: str, category: str) -> str:
+    """The sentence of a text that speaks most for ``category`` (by the model's word
+    weights): the item kept when the model, not a cue, found the category."""
+    model = signal_model.load()
+    i = signal_model.CATEGORIES.index(category)
+    best, best_score = "", float("-inf")
+    for s in _split(masked):
+        feats = signal_model.text_features(s.lower(), False, ())
+        score = sum(w[i] for f in feats if (w := model.weights.get(f)) is not None)
+        if score > best_score:
+            best, best_score = s, score
+    return best
+
+
+# --- texts of a trace ------------------------------------------------------------------------
+
+
+class Block(NamedTuple):
+    """One text of a trace, as the classifier reads it."""
+
+    text: str
+    previous_result: str | None  # the tool result right before it (None: a prompt came first)
+    thinking: bool
+    answer: bool  # the final answer (no plan is taken from it: it reports work done)
+
+
+def result_text(call: ToolCall) -> str:
+    """What the model saw of a call's result; failures marked the way the corpus marks
+    ``is_error`` results, so the model reads both the same."""
+    if call.success:
+        return call.output
+    return f"[error] {call.error or call.output}"
+
+
+def _blocks(trace: ClaudeTrace) -> list[Block]:
+    """Reasoning and thinking before each call, then the answer, in that order, each with
+    the result of the same agent's previous call; at most ``MAX_TEXT`` in all, given first
+    to the text before calls (short, and where Claude says what it is doing), then the
+    answer, then thinking (long)."""
+    parts: list[tuple[Block, int]] = []
+    last: dict[str | None, str] = {}
+    for c in trace.tool_calls:
+        prev = last.get(c.agent_id)
+        parts.append((Block(c.reasoning, prev, False, False), 0))
+        parts.append((Block(c.thinking, prev, True, False), 2))
+        last[c.agent_id] = result_text(c)
+    parts.append((Block(trace.claude_response, last.get(None), False, True), 1))
+    budget = MAX_TEXT
+    chosen: dict[int, Block] = {}
+    for i, (block, _) in sorted(enumerate(parts), key=lambda p: p[1][1]):
+        if budget <= 0:
+            break
+        if has_text(block.text):
+            text = head(block.text, min(MAX_SEGMENT, budget))
+            chosen[i] = block._replace(text=text)
+            budget -= len(text)
+    return [chosen[i] for i in sorted(chosen)]
+
+
+def _scan(text: str) -> tuple[str, str, set[int] | None]:
+    """A text masked and lower-cased, and (with the prefilter) the cue groups that may
+    match in it; ``None`` without the prefilter."""
+    masked = mask_code(text)
+    low = masked.lower()
+    pre = _cue_prefilter
+    return masked, low, pre.candidates(low) if pre else None
 
 
 _cue_prefilter: Prefilter | None = None
 
 
 def use_prefilter() -> None:
-    """Prefilter texts and sentences with Hyperscan from now on (``capture.prefilter``:
-    the cue patterns and ``PLAN``; the same signals, found several times faster): for bulk
-    work such as an import, where loading the database pays off. Without Hyperscan
-    nothing changes."""
+    """Prefilter texts with Hyperscan from now on (``capture.prefilter``: the cue patterns
+    and ``PLAN``; the same signals, found faster): for bulk work such as an import, where
+    loading the database pays off. Without Hyperscan nothing changes."""
     global _cue_prefilter
     if _cue_prefilter is None:
         with suppress(Exception):
@@ -346,19 +404,43 @@ def use_prefilter() -> None:
             _cue_prefilter = Prefilter(groups, "cues")
 
 
-def _collect(sents: list[tuple[str, str, frozenset[int]]], pattern: re.Pattern[str]) -> list[str]:
-    """The sentences in which ``pattern`` (one of ``_CUES``) finds a cue (at most
-    ``MAX_ITEMS``)."""
-    cue = _CUES.index(pattern)
-    out: list[str] = []
-    for s, low, may in sents:
-        if cue in may and pattern.search(low):
-            item = s[:MAX_ITEM_CHARS]
-            if item not in out:
-                out.append(item)
-            if len(out) >= MAX_ITEMS:
-                return out
-    return out
+def _add(items: list[str], new: Iterable[str]) -> None:
+    for s in new:
+        item = s[:MAX_ITEM_CHARS]
+        if item and item not in items and len(items) < MAX_ITEMS:
+            items.append(item)
+
+
+class TextSignals(NamedTuple):
+    """What the text of a trace says, category by category."""
+
+    constraints: list[str]
+    pruning: list[str]
+    corrections: list[str]
+    plan: str | None
+
+
+def text_signals(trace: ClaudeTrace) -> TextSignals:
+    """Each text of the trace classified (cues + model, with the result before it); the
+    items kept for a category are the sentences where its cue fired, or else the sentence
+    the model weighs highest. A cue in a text the model rejects keeps nothing."""
+    model = signal_model.load()
+    found: dict[str, list[str]] = {c: [] for c in signal_model.CATEGORIES}
+    plan: str | None = None
+    for block in _blocks(trace):
+        masked, low, may = _scan(block.text)
+        feats, hits = block_features(masked, low, block.previous_result, block.thinking, may)
+        for cat in signal_model.decide(model, feats):
+            if cat != "plan":
+                _add(found[cat], hits.get(cat) or [best_sentence(masked, cat)])
+            elif plan is None and not block.answer:
+                plan = hits["plan"][0] if "plan" in hits else _paragraph(masked)
+    return TextSignals(found["constraint"], found["pruning"], found["self_correction"], plan)
+
+
+def _paragraph(masked: str) -> str:
+    """The first paragraph of a text (the plan's item when no plan cue marks one)."""
+    return masked.strip().split("\n\n", 1)[0][: MAX_ITEM_CHARS * 2]
 
 
 def _first_line(text: str | None, width: int = 120) -> str:
@@ -571,24 +653,19 @@ class ReasoningSignalExtractor:
     def extract(self, trace: ClaudeTrace) -> ReasoningSignals:
         main = _main(trace)
         chain = reasoning_chain(trace)
-        scan = _Scanned()
-        plan = next(
-            (p for text in _texts(trace, with_answer=False) if (p := _plan_of(scan(text)))),
-            None,
-        )
-        sents = _sentences_of(trace, scan)
-        corrections = retried_failures(trace.tool_calls) + _collect(sents, CORRECTION)
+        text = text_signals(trace)
+        corrections = retried_failures(trace.tool_calls) + text.corrections
         signals = ReasoningSignals(
             tool_sequence=[c.tool for c in main],
             reasoning_steps=len(main) + has_text(trace.claude_response),
             exploration_depth=depth_of(len(trace.tool_calls)),
             used_terminal=any(c.tool in TERMINAL_TOOLS for c in trace.tool_calls),
-            multi_step_reasoning=len(main) >= 2 or len(chain) >= 2 or plan is not None,
-            constraints_detected=_collect(sents, CONSTRAINT),
-            pruning_decisions=_collect(sents, PRUNING),
+            multi_step_reasoning=len(main) >= 2 or len(chain) >= 2 or text.plan is not None,
+            constraints_detected=text.constraints,
+            pruning_decisions=text.pruning,
             self_corrections=corrections[:MAX_ITEMS],
             workflow_type=workflow_of(trace),
-            explicit_plan=plan,
+            explicit_plan=text.plan,
             reasoning_chain=chain,
         )
         signals.categories = categories_of(trace, signals)
