@@ -1,6 +1,14 @@
-"""Cost of the reasoning-signal extractor, which runs in the hook worker after every turn.
+"""Quality and cost of the reasoning-signal extractor, which runs in the hook worker after
+every turn (and in the reward, for every sampled completion).
 
-Plain script: ``.venv/bin/python benchmarks/bench_signals.py [--repeat 5]``.
+Plain script: ``.venv/bin/python benchmarks/bench_signals.py [--repeat 5] [--baseline FILE]``.
+
+Quality: precision, recall and F1 per category on the held-out test split of the labelled
+corpus of real Claude Code text (``tests/fixtures/signals/``), for ``capture.signals.classify``
+(cues + trained model, reading the previous tool result) beside the cue-only rules it
+replaced, on all blocks and on text blocks only.
+
+Cost: ``classify`` per snippet over the whole corpus, then extraction per trace.
 
 Side by side in one run, for three traces, it times ``extract_signals`` and, as the yardstick
 the assembler pays for every turn anyway, redacting the same trace (``redact(record())``, what
@@ -12,11 +20,16 @@ the assembler pays for every turn anyway, redacting the same trace (``redact(rec
 
 The goal: extraction stays a fraction of the redaction pass, and the huge trace costs about
 what the big one does (the text scanned per trace is bounded), not 5-10x more.
+
+``--baseline FILE`` times another version of ``capture/signals.py`` in the same run, for a
+before/after on the same machine, e.g. the cue-only extractor:
+``git show 5377f8d:capture/signals.py > /tmp/signals_before.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import time
@@ -28,6 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from capture.redact import redact  # noqa: E402
 from capture.schema import ClaudeTrace, ToolCall  # noqa: E402
 from capture.signals import extract_signals  # noqa: E402
+from tests.capture.labelled_corpus import (  # noqa: E402
+    CATEGORIES,
+    corpus,
+    new_classifier,
+    old_cues,
+    score,
+    split,
+)
 from tests.capture.labelled_traces import TRACES  # noqa: E402
 
 REASONING = (
@@ -73,33 +94,79 @@ def redacted(trace: ClaudeTrace) -> object:
     return redact(trace.record())
 
 
+def quality() -> None:
+    test = split("test")
+    print(f"held-out test split: {len(test)} snippets of real Claude Code text")
+    print(
+        f"{'category':<16}{'n':>4}   {'old cues P/R/F1':<18}"
+        f"{'new P/R/F1':<18}{'new, text only':<16}"
+    )
+    text_only = [s for s in test if s.kind == "text"]
+    old, new, new_text = (
+        score(test, old_cues),
+        score(test, new_classifier),
+        score(text_only, new_classifier),
+    )
+    for c in CATEGORIES:
+        o, n, t = old[c], new[c], new_text[c]
+        print(
+            f"{c:<16}{n.tp + n.fn:>4}   {o.precision:.2f}/{o.recall:.2f}/{o.f1:.2f}    "
+            f"{n.precision:.2f}/{n.recall:.2f}/{n.f1:.2f}    "
+            f"{t.precision:.2f}/{t.recall:.2f}/{t.f1:.2f}"
+        )
+
+
+def classify_rate(repeat: int) -> None:
+    snippets = corpus()
+    elapsed = best(lambda: [new_classifier(s) for s in snippets], repeat)
+    cues = best(lambda: [old_cues(s) for s in snippets], repeat)
+    print(
+        f"classify: {len(snippets) / elapsed:,.0f} snippets/s "
+        f"({elapsed / len(snippets) * 1e6:.0f} us each; cue-only rules: "
+        f"{cues / len(snippets) * 1e6:.0f} us each)"
+    )
+
+
+def load_baseline(path: str) -> Callable[[ClaudeTrace], object]:
+    spec = importlib.util.spec_from_file_location("signals_baseline", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn: Callable[[ClaudeTrace], object] = module.extract_signals
+    return fn
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--baseline", help="another capture/signals.py to time beside this one")
     args = parser.parse_args()
-    rows: list[tuple[str, float, float]] = []
-    typical_extract = statistics.fmean(
-        best(lambda t=t: extract_signals(t.trace), args.repeat) for t in TRACES
-    )
-    typical_redact = statistics.fmean(
-        best(lambda t=t: redacted(t.trace), args.repeat) for t in TRACES
-    )
-    rows.append(("typical (labelled, mean)", typical_extract, typical_redact))
-    for name, trace in (
-        ("big (~2 MB)", big_trace()),
-        ("huge (~17 MB)", big_trace(extra_reasoning=10_000_000, extra_answer=5_000_000)),
-    ):
-        rows.append(
-            (
-                name,
-                best(lambda tr=trace: extract_signals(tr), args.repeat),
-                best(lambda tr=trace: redacted(tr), args.repeat),
-            )
-        )
-    print(f"{'trace':<26}{'extract ms':>12}{'redact ms':>12}{'extract/redact':>16}")
-    for name, extract, red in rows:
-        print(f"{name:<26}{extract * 1e3:>12.2f}{red * 1e3:>12.2f}{extract / red:>16.2f}")
-    print(f"huge/big extraction time: {rows[2][1] / rows[1][1]:.2f}x (text scanned is bounded)")
+    quality()
+    classify_rate(args.repeat)
+    extractors = [("extract ms", extract_signals)]
+    if args.baseline:
+        extractors.append(("baseline ms", load_baseline(args.baseline)))
+    traces = [
+        ("typical (labelled, mean)", [t.trace for t in TRACES]),
+        ("big (~2 MB)", [big_trace()]),
+        ("huge (~17 MB)", [big_trace(extra_reasoning=10_000_000, extra_answer=5_000_000)]),
+    ]
+    header = "".join(f"{name:>14}" for name, _ in extractors)
+    print(f"{'trace':<26}{header}{'redact ms':>12}{'extract/redact':>16}")
+    rows = []
+    for name, group in traces:
+        times = [
+            statistics.fmean(best(lambda t=t, fn=fn: fn(t), args.repeat) for t in group)
+            for _, fn in extractors
+        ]
+        red = statistics.fmean(best(lambda t=t: redacted(t), args.repeat) for t in group)
+        rows.append(times)
+        cols = "".join(f"{x * 1e3:>14.2f}" for x in times)
+        print(f"{name:<26}{cols}{red * 1e3:>12.2f}{times[0] / red:>16.2f}")
+    print(f"huge/big extraction time: {rows[2][0] / rows[1][0]:.2f}x (text scanned is bounded)")
+    if args.baseline:
+        ratios = ", ".join(f"{r[0] / r[1]:.2f}x" for r in rows)
+        print(f"this extractor / baseline (typical, big, huge): {ratios}")
 
 
 if __name__ == "__main__":
