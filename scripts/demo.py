@@ -1,15 +1,18 @@
-"""Capture one real Claude Code session end to end, print the trace, then train on it.
+"""Capture one real Claude Code session end to end, print the trace, then show learning.
 
 Claude Code (the real, pinned CLI) runs offline against our scripted fake Anthropic API,
 with the capture hooks installed by `bc-capture install` into a throw-away project.
-Everything lands in a temporary BC_HOME unless you set one. The trace then goes through
-`bc-train dataset` and two steps of `bc-train sft` on the embedded default base, then
-two steps of `bc-train ppo` and a `bc-train eval` of base, SFT and RL.
+Everything lands in a temporary BC_HOME unless you set one.
+
+Then the imitation benchmark in small (`benchmarks/bench_imitation.py`): a scripted
+teacher works two tasks of each of six families through the real Claude Code (captured by
+the same hooks), `bc-train dataset` → `sft` → `ppo` train the embedded SmolLM2-135M on
+those twelve traces, and `bc-train eval` plays base, SFT and RL on six held-out tasks
+(unseen names and paths, reworded requests) in real copies of their repositories.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -54,58 +57,26 @@ def main() -> int:
     trace_id = ids.split()[0]
     subprocess.run([BC, "show", trace_id], env=env, check=True)
     print(f"\nraw JSON: BC_HOME={bc_home} {BC} export")
-    return train_step(bc_home, env) or align_step(bc_home, env)
+    return imitation(work)
 
 
-TRAIN = str(REPO / ".venv" / "bin" / "bc-train")
-
-
-def train_step(bc_home: Path, env: dict[str, str]) -> int:
-    """Capture → dataset → SFT on the embedded default base, kept small to run in minutes."""
-    # the scripted answer has ~25 words; the seed's gate wants 50 for real sessions
-    (bc_home / "gates.toml").write_text("min_answer_words = 5\n")
-    config = bc_home / "demo-train.toml"
-    config.write_text(
-        '[dataset]\ntool_set = "used"\nmax_length = 2048\n\n'
-        "[sft]\nmax_steps = 2\ngrad_accum = 1\nmax_length = 2048\nlogging_steps = 1\n"
-        "save_steps = 2\nlearning_rate = 1e-4\nwarmup = 0.0\n"
-    )
-    print("\n==> bc-train dataset (traces -> chats with tools)")
-    if subprocess.run([TRAIN, "dataset", "--config", str(config)], env=env).returncode:
+def imitation(work: Path) -> int:
+    """A handful of teacher traces → SFT → RL → held-out table (base vs SFT vs RL)."""
+    print("\n==> imitation: 12 teacher traces -> bc-train dataset -> sft -> ppo -> eval")
+    bench = REPO / "benchmarks" / "bench_imitation.py"
+    cmd = [
+        sys.executable, str(bench),
+        "--train-per-family", "2", "--heldout-per-family", "0",
+        "--sft-steps", "24", "--ppo-steps", "1",
+        "--eval-turns", "6", "--eval-tokens", "80",
+        "--root", str(work / "imitation-project"),
+        "--cache", str(work / "imitation-cache"),
+        "--out", str(work / "imitation"),
+        "--json", str(work / "imitation.json"),
+    ]  # fmt: skip
+    if subprocess.run(cmd).returncode:
         return 1
-    print("\n==> bc-train sft (2 LoRA steps on CPU; the base falls back to the embedded SmolLM2)")
-    out = bc_home / "models" / "sft"
-    sft = [TRAIN, "sft", "--config", str(config), "--out", str(out)]
-    if subprocess.run(sft, env=env).returncode:
-        return 1
-    print(f"\nadapter:    {out / 'adapter'}")
-    print(f"loss curve: {out / 'loss.png'}")
-    print(f"metrics:    {out / 'metrics.json'}")
-    return 0
-
-
-def align_step(bc_home: Path, env: dict[str, str]) -> int:
-    """SFT → RL (GRPO + KL, 2 steps) → eval of base, SFT and RL, kept small as well."""
-    config = bc_home / "demo-align.toml"
-    config.write_text(
-        "[ppo]\nmax_steps = 2\nnum_generations = 2\nmax_turns = 1\nmax_new_tokens = 32\n"
-        "max_completion_length = 256\nlearning_rate = 1e-4\n"
-    )
-    sft, rl = bc_home / "models" / "sft", bc_home / "models" / "ppo"
-    print("\n==> bc-train ppo (GRPO with a KL penalty to the SFT policy; replayed tool calls)")
-    ppo = [TRAIN, "ppo", "--config", str(config), "--out", str(rl)]
-    if subprocess.run(ppo, env=env).returncode:
-        return 1
-    base = json.loads((sft / "run.json").read_text())["base"]
-    # one captured session means no held-out split: the demo evaluates on its training prompt
-    print("\n==> bc-train eval (base -> SFT -> RL, on the demo's only prompt: not held out)")
-    models = ["--model", f"base={base}", "--model", f"sft={sft}", "--model", f"rl={rl}"]
-    evaluate = [TRAIN, "eval", *models, "--split", "train", "--max-turns", "1",
-                "--max-new-tokens", "32"]
-    if subprocess.run(evaluate, env=env).returncode:
-        return 1
-    print(f"\nRL curves:   {rl / 'curves.png'}")
-    print(f"eval report: {bc_home / 'eval' / 'report.html'}")
+    print(f"\nreport: {work / 'imitation' / 'eval' / 'report.html'}")
     return 0
 
 
