@@ -172,6 +172,14 @@ class ClaudeTrace(_Model):
         return self.started_at
 
     @property
+    def model_prompt(self) -> str:
+        """The user's turn as the model received it: a slash command as typed, then the
+        text it expanded to (what the model acted on); else the prompt itself."""
+        if self.prompt_expansion:
+            return f"{self.user_prompt}\n\n{self.prompt_expansion}"
+        return self.user_prompt
+
+    @property
     def categories(self) -> list[Category]:
         """The trace's categories (kept in ``reasoning_signals``, where they are derived)."""
         return self.reasoning_signals.categories

@@ -175,7 +175,7 @@ def to_messages(trace: ClaudeTrace, cfg: DatasetConfig) -> list[Message]:
     """One trace as a chat: the main agent's turns (subagent calls stay inside Agent)."""
     messages: list[Message] = [
         {"role": "system", "content": cfg.system_prompt},
-        {"role": "user", "content": trace.user_prompt},
+        {"role": "user", "content": trace.model_prompt},
     ]
     for turn in _turns([c for c in trace.tool_calls if not c.agent_id]):
         msg: Message = {"role": "assistant", "content": _joined(c.reasoning for c in turn)}
@@ -188,7 +188,10 @@ def to_messages(trace: ClaudeTrace, cfg: DatasetConfig) -> list[Message]:
         messages.append(msg)
         for c in turn:
             messages.append({"role": "tool", "name": c.tool, "content": c.output or c.error or ""})
-    messages.append({"role": "assistant", "content": trace.claude_response.strip()})
+    answer: Message = {"role": "assistant", "content": trace.claude_response.strip()}
+    if cfg.include_thinking and trace.final_thinking.strip():
+        answer["thinking"] = trace.final_thinking.strip()
+    messages.append(answer)
     return messages
 
 
@@ -215,7 +218,7 @@ def dedup_key(trace: ClaudeTrace) -> str:
     """Same prompt, same calls with the same arguments, same answer: the same sample."""
     main = [(c.tool, c.args) for c in trace.tool_calls if not c.agent_id]
     data = json.dumps(
-        [trace.user_prompt.strip(), main, trace.claude_response.strip()],
+        [trace.model_prompt.strip(), main, trace.claude_response.strip()],
         sort_keys=True,
         ensure_ascii=False,
     )

@@ -260,3 +260,34 @@ def test_the_sessions_own_tool_schemas_win(
     }
     assert tools["s1"] == ["Read"]  # recorded by the proxy; the deferred one is not shown
     assert "Agent" in tools["s2"]  # no record: the shipped harness set
+
+
+@pytest.mark.parametrize(
+    ("run", "user", "thinking"),
+    [
+        ("slash-command", "/review src/app.py\n\nReview src/app.py for bugs", None),
+        ("thinking-final", "What does src/app.py print?", 'main() prints greet("world")'),
+    ],
+)
+def test_the_chat_holds_what_the_model_received_and_its_last_thinking(
+    run: str,
+    user: str,
+    thinking: str | None,
+    bc_home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A slash command trains on its expansion (what the model acted on), and the thinking
+    before the answer stays with the answer."""
+    session, _ = stage_run(run, bc_home)
+    assemble_session(session, bc_home)
+    gates = tmp_path / "gates.toml"
+    gates.write_text("min_answer_words = 1\n")
+    code, _, err = run_cli(["dataset", "--gates", str(gates)], capsys)
+    assert code == 0, err
+    [row] = rows(bc_home / "dataset", "train")
+    assert row["messages"][1]["content"].startswith(user)
+    last = row["messages"][-1]
+    assert (last.get("thinking") or "").startswith(thinking or "") and bool(
+        last.get("thinking")
+    ) == bool(thinking)
