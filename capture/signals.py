@@ -7,16 +7,19 @@
   ``exploration_depth`` (every call, subagents' too: minimal 1-2, moderate 3-5, thorough 6-9,
   exhaustive 10+), ``used_terminal``, ``workflow_type`` (parallel > iterative > exploratory >
   linear), and self-corrections seen as a failed call retried with changed input;
-* from text cues, sentence by sentence over the reasoning, thinking and answer:
-  ``constraints_detected``, ``pruning_decisions``, ``self_corrections``, ``explicit_plan``;
+* from the text: every reasoning, thinking and answer block goes through :func:`classify`
+  (the cues, a small trained model in ``capture.signal_model`` and the guideline's textbook
+  phrasings, reading the tool result before the block): ``constraints_detected``,
+  ``pruning_decisions``, ``self_corrections``, ``explicit_plan``;
 * ``reasoning_chain`` (the sentences of the text before each call), ``multi_step_reasoning``;
 * ``categories``: the seed's seven, assigned from the prompt, the calls and the signals.
 
-It runs in the hook worker after every turn, so the regexes are compiled once, each signal
+It runs in the hook worker after every turn, so the regexes are compiled once, each cue
 is one alternation searched per sentence (after one search for any cue, or for bulk work
-one Hyperscan scan: ``use_prefilter``), and the text scanned per trace is bounded
-(``MAX_SEGMENT`` per text, ``MAX_TEXT`` in all): a huge trace costs no more than a big one.
-The hand-labelled set in ``tests/capture/`` measures precision and recall of the cues.
+one Hyperscan scan: ``use_prefilter``), the model is a dict lookup per feature, and the
+text read per trace is bounded (``MAX_SEGMENT`` per text, ``MAX_TEXT`` in all): a huge
+trace costs no more than a big one. ``tests/fixtures/signals/`` (real Claude Code text,
+labelled) measures precision and recall; ``scripts/train-signals`` trains the model.
 """
 
 from __future__ import annotations
@@ -346,8 +349,8 @@ def guideline_hits(masked: str) -> dict[str, list[str]]:
 
 def classify(text: str, previous_result: str | None = None, *, thinking: bool = False) -> set[str]:
     """The reasoning categories one text or thinking block shows: any of ``constraint``,
-    ``pruning``, ``self_correction``, ``plan`` (definitions: ``docs``/the README), read
-    together with the tool result that came right before it.
+    ``pruning``, ``self_correction``, ``plan``, read together with the tool result that came
+    right before it (definitions: ``tests/fixtures/signals/GUIDELINE.md``).
 
     >>> sorted(classify("That didn't work. Let me try the --yes flag instead.",
     ...                 "[error] Error: prompt timed out"))
