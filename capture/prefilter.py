@@ -53,6 +53,7 @@ class Prefilter:
     match; a group left out cannot match, so running only the candidates gives what
     running all of them gives. ``name`` names the cached databases. ``every_match``:
     report every match, not only a pattern's first (for :meth:`match_ends`).
+    ``repeats``: counted repeats keep at most this lower bound (see :func:`hs_syntax`).
     """
 
     def __init__(
@@ -60,12 +61,14 @@ class Prefilter:
         groups: Sequence[Sequence[tuple[str, int]] | None],
         name: str,
         every_match: bool = False,
+        repeats: int = 8,
     ) -> None:
         import hyperscan  # optional: callers run every pattern without it
 
         self._hs: Any = hyperscan
         self.name = name
         self.every_match = every_match
+        self.repeats = repeats
         self.always = {i for i, pats in enumerate(groups) if pats is None}
         # The cache is keyed by the Python patterns and this module's source (the rewriting
         # rules), so a cache hit needs no rewriting at all (~40 ms for the redactor's rules).
@@ -77,6 +80,7 @@ class Prefilter:
                     _source_digest(),
                     list(groups),
                     every_match,
+                    repeats,
                 )
             ).encode()
         ).hexdigest()[:24]
@@ -96,7 +100,8 @@ class Prefilter:
             try:
                 flags = [_hs_flags(self._hs, f, self.every_match) for _, f in pats]
                 out += [
-                    (hs_syntax(p, f, wide), h, i) for (p, f), h in zip(pats, flags, strict=True)
+                    (hs_syntax(p, f, wide, self.repeats), h, i)
+                    for (p, f), h in zip(pats, flags, strict=True)
                 ]
             except (ValueError, re.error):
                 self.always.add(i)
@@ -173,6 +178,21 @@ class Prefilter:
             return None
         return ends
 
+    def occurrences(self, data: bytes) -> list[tuple[int, int]] | None:
+        """``(group, end offset)`` of every match in the ASCII bytes ``data``, in no set
+        order; ``None``: the scan failed. Needs ``every_match``."""
+        out: list[tuple[int, int]] = []
+        try:
+            self._narrow.scan(
+                data,
+                match_event_handler=_add_match,
+                context=out,
+                scratch=self._scratch(True),
+            )
+        except Exception:
+            return None
+        return out
+
     def _scratch(self, narrow: bool) -> Any:
         """This thread's scratch space for one of the databases (scans may run at once)."""
         scratch = getattr(self._local, "narrow" if narrow else "wide", None)
@@ -182,30 +202,47 @@ class Prefilter:
         return scratch
 
     def _scan(self, data: bytes, narrow: bool) -> set[int] | None:
-        hits = set(self.always)
-        db = self._narrow if narrow else self._wide
-        scratch = self._scratch(narrow)
-
-        def hit(group: int, start: int, end: int, flags: int, context: Any) -> None:
-            hits.add(group)
-
+        # called once per string of a trace: kept lean (no closure, scratch looked up once)
+        hits = set(self.always) if self.always else set()
         try:
-            db.scan(data, match_event_handler=hit, scratch=scratch)
+            scratch = getattr(self._local, "narrow" if narrow else "wide")
+        except AttributeError:
+            scratch = self._scratch(narrow)
+        try:
+            (self._narrow if narrow else self._wide).scan(
+                data, match_event_handler=_add_group, context=hits, scratch=scratch
+            )
         except Exception:
             return None
         return hits
 
 
+def _add_group(group: int, start: int, end: int, flags: int, hits: set[int]) -> None:
+    hits.add(group)
+
+
+def _add_match(group: int, start: int, end: int, flags: int, out: list[tuple[int, int]]) -> None:
+    out.append((group, end))
+
+
 # Hyperscan reads bytes; a Python pattern reads characters. To keep a superset, the
 # prefilter's patterns are rewritten from Python's own parse of them (``re._parser``):
 # every atom that can match a non-ASCII character becomes a byte class that also takes
-# the bytes of any non-ASCII character (\x80-\xff), repeated: one character is 1-4
+# the bytes of any non-ASCII character (\x80-\xff), repeated (a case-folded i, k or s:
+# the bytes of the characters that fold to it, see _FOLDS): one character is 1-4
 # bytes, so a count of characters is at most the count of bytes; ``\s`` also takes the
 # ASCII controls Python counts as space; anchors and lookarounds are dropped; a
 # back-reference takes anything; counted repeats ``{m,n}`` become ``{min(m, 8),}``
-# (Hyperscan compiles those several times faster).
+# (Hyperscan compiles those several times faster; ``repeats`` raises the 8 where a
+# longer run is what keeps a pattern from matching most texts).
 _HIGH: Final = "\\x80-\\xff"
 _FOLDS_TO_NON_ASCII: Final = frozenset("iksIKS")  # İ ı → i, K (Kelvin) → k, ſ → s
+#: The non-ASCII characters Python's ``re.IGNORECASE`` matches to an ASCII letter (all
+#: of them: checked over every code point by the tests), as escaped UTF-8 bytes.
+_FOLDS: Final = {
+    letter: tuple("".join(f"\\x{b:02x}" for b in c.encode("utf-8")) for c in chars)
+    for letter, chars in {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}.items()
+}
 _CATEGORIES: Final = {
     "CATEGORY_DIGIT": "\\d",
     "CATEGORY_NOT_DIGIT": "\\D",
@@ -216,15 +253,16 @@ _CATEGORIES: Final = {
 }
 
 
-def hs_syntax(pattern: str, flags: int, wide: bool = True) -> bytes:
+def hs_syntax(pattern: str, flags: int, wide: bool = True, repeats: int = 8) -> bytes:
     """``pattern`` (with ``re`` ``flags``) as a Hyperscan prefilter pattern over UTF-8;
     ``wide=False``: over ASCII text only (no byte of a non-ASCII character to allow for:
-    a plainer pattern Hyperscan runs several times faster)."""
+    a plainer pattern Hyperscan runs several times faster); ``repeats``: the largest
+    lower bound a counted repeat keeps."""
     import re._parser as sre  # type: ignore[import-not-found]
 
     caseless = bool(flags & re.IGNORECASE)
     parsed = sre.parse(pattern, flags & ~re.IGNORECASE)
-    return _emit(parsed, caseless, wide).encode("ascii")
+    return _emit(parsed, caseless, wide, repeats).encode("ascii")
 
 
 def _char(code: int) -> str:
@@ -253,33 +291,37 @@ def _byte_class(op: str, arg: Any, caseless: bool, wide: bool) -> str | None:
     return None
 
 
-def _emit(items: Any, caseless: bool, wide: bool) -> str:
+def _emit(items: Any, caseless: bool, wide: bool, repeats: int = 8) -> str:
     out: list[str] = []
     more = "+" if wide else ""  # one character: one or more bytes
     for op, arg in items:
         name = str(op)
-        if name in ("LITERAL", "NOT_LITERAL", "ANY", "CATEGORY", "IN"):
+        if name == "LITERAL" and wide and caseless and chr(arg) in _FOLDS_TO_NON_ASCII:
+            # the letter, or the UTF-8 bytes of each non-ASCII character that case-folds
+            # to it (a few literals Hyperscan looks for cheaply, not a run of any bytes)
+            out.append("(?:" + "|".join([_char(arg), *_FOLDS[chr(arg).lower()]]) + ")")
+        elif name in ("LITERAL", "NOT_LITERAL", "ANY", "CATEGORY", "IN"):
             cls = _byte_class(name, arg, caseless, wide)
             out.append(_char(arg) if cls is None else cls + more)
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, _, sub = arg
-            low = min(low, 8)
+            low = min(low, repeats)
             one = list(sub)
             cls = _byte_class(str(one[0][0]), one[0][1], caseless, wide) if len(one) == 1 else None
-            body = cls or f"(?:{_emit(sub, caseless, wide)})"
+            body = cls or f"(?:{_emit(sub, caseless, wide, repeats)})"
             out.append(f"{body}{{{low},}}")
         elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
             sub = arg[-1]
             if name == "SUBPATTERN" and arg[1] & re.IGNORECASE and not caseless:
-                out.append(f"(?i:{_emit(sub, True, wide)})")
+                out.append(f"(?i:{_emit(sub, True, wide, repeats)})")
             else:
-                out.append(f"(?:{_emit(sub, caseless, wide)})")
+                out.append(f"(?:{_emit(sub, caseless, wide, repeats)})")
         elif name == "BRANCH":
-            out.append("(?:" + "|".join(_emit(b, caseless, wide) for b in arg[1]) + ")")
+            out.append("(?:" + "|".join(_emit(b, caseless, wide, repeats) for b in arg[1]) + ")")
         elif name == "GROUPREF_EXISTS":
             _, yes, no = arg
-            alt = _emit(no, caseless, wide) if no else ""
-            out.append(f"(?:{_emit(yes, caseless, wide)}|{alt})")
+            alt = _emit(no, caseless, wide, repeats) if no else ""
+            out.append(f"(?:{_emit(yes, caseless, wide, repeats)}|{alt})")
         elif name in ("GROUPREF", "GROUPREF_IGNORE"):
             out.append("[\\x00-\\xff]*")  # the same text as the group: anything
         elif name in ("AT", "ASSERT", "ASSERT_NOT"):

@@ -68,8 +68,11 @@ from capture.secrets_rules import (
     GitleaksRule,
     KeywordIndex,
     entropy,
+    find_all,
     gitleaks_rules_compiled,
     is_placeholder,
+    literal_starts,
+    start_positions,
 )
 
 __all__ = [
@@ -103,6 +106,9 @@ _MAX_PASSES: Final = 4
 _CACHE_MAX_LEN: Final = 256
 #: Characters a redactor reads before it builds its Hyperscan prefilter.
 PREFILTER_AFTER: Final = 1 << 20
+#: The prefilter keeps counted repeats up to this length (``s\.[a-z0-9]{24}``: with
+#: the default 8, every ``os.environment`` would make Vault's rule a candidate).
+_REPEATS: Final = 24
 
 
 def marker(kind: str) -> str:
@@ -390,14 +396,34 @@ def _looks_like_code(value: str, *, upper_name: bool) -> bool:
 
 
 class _Ctx:
-    """One text being scanned, with a position-preserving lower-cased copy."""
+    """One text being scanned, with a position-preserving lower-cased copy; ``words``:
+    finds where the words rules look for occur, all in one pass (see :meth:`where`)."""
 
-    __slots__ = ("_lower", "text", "windows")
+    __slots__ = ("_lower", "_where", "text", "windows", "words")
 
-    def __init__(self, text: str, windows: Windows | None = None) -> None:
+    def __init__(
+        self, text: str, windows: Windows | None = None, words: _WordFinder | None = None
+    ) -> None:
         self.text = text
         self.windows = windows
         self._lower: str | None = None
+        self.words = words if windows is None else None
+        self._where: dict[str, list[int]] | None = None
+
+    def where(self, word: str, lo: int, hi: int) -> list[int]:
+        """Every position of ``word`` (lower-case) in ``lower[lo:hi]``, in order: what
+        :func:`find_all` gives, from one scan for all of ``words``' words on first use."""
+        if self.words is None or word not in self.words.index:
+            return find_all(self.lower, word, lo, hi)
+        if self._where is None:
+            self._where = self.words.find(self.lower)
+            if self._where is None:  # the scan failed: look each word up
+                self.words = None
+                return find_all(self.lower, word, lo, hi)
+        got = self._where.get(word, [])
+        if lo <= 0 and hi >= len(self.text):
+            return got
+        return got[bisect.bisect_left(got, lo) : bisect.bisect_right(got, hi - len(word))]
 
     @property
     def lower(self) -> str:
@@ -415,6 +441,37 @@ class _Ctx:
                 parts.append(self.text[last:])
                 self._lower = "".join(parts)
         return self._lower
+
+
+class _WordFinder:
+    """Where each of some words occurs in a lower-cased text, in one Hyperscan pass (the
+    words rules run most often look for: ``key``, ``token``, ``password``…; one
+    ``str.find`` pass per word costs several times more on a long text)."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = sorted(set(words))
+        assert all(w.isascii() and w == w.lower() and "?" not in w for w in self.words)
+        self.index = frozenset(self.words)
+        self.pre = Prefilter(
+            [[(re.escape(w), 0)] for w in self.words], "redact-words", every_match=True
+        )
+
+    def find(self, lower: str) -> dict[str, list[int]] | None:
+        """``{word: positions}`` for every word; ``None``: the scan failed."""
+        # one byte per character, each non-ASCII one a "?" (in no word): same positions
+        got = self.pre.occurrences(lower.encode("ascii", "replace"))
+        if got is None:
+            return None
+        out: dict[str, list[int]] = {}
+        words = self.words
+        for group, end in got:
+            w = words[group]
+            start = end - len(w)
+            if lower.startswith(w, start):  # literals: exact, but checked
+                out.setdefault(w, []).append(start)
+        for positions in out.values():
+            positions.sort()
+        return out
 
 
 def _lower(text: str) -> str:
@@ -817,6 +874,9 @@ _ASSIGN_RE: Final = re.compile(
     r"(?:(?P<q>\\*[\"'`])(?P<qv>(?:(?!(?P=q))[^\r\n]){0,1024})(?P=q)"
     r"|(?P<uv>[^\s\"'`]{1,1024}))"
 )
+#: What every match of ``_ASSIGN_RE`` starts with (``pass``, ``key``, ``token``…).
+_ASSIGN_STARTS: Final = literal_starts(_ASSIGN_RE.pattern) or ()
+assert _ASSIGN_STARTS, "_ASSIGN_RE must start with its anchor words"
 _NAME_CHARS: Final = frozenset(_ALNUM + "_.-\u00f1\u00d1")
 _QUOTES: Final = "\"'`"
 _ENV_LINE_PREFIX_RE: Final = re.compile(
@@ -927,13 +987,18 @@ class _AssignmentRule(_Rule):
             yield from self._find(ctx, lo, hi)
 
     def _find(self, ctx: _Ctx, lo: int, hi: int) -> Iterator[Span]:
+        # ``_ASSIGN_RE.search`` from ``pos`` on, tried only where a match can start (an
+        # anchor word): Python's regex would try every position of the text
         text, low = ctx.text, ctx.lower
         pos = lo
-        search = _ASSIGN_RE.search
-        while True:
-            m = search(low, pos, hi)
+        match = _ASSIGN_RE.match
+        where = ctx.where if ctx.words is not None else None
+        for at in start_positions(low, _ASSIGN_STARTS, lo, hi, where=where):
+            if at < pos:
+                continue
+            m = match(low, at, hi)
             if m is None:
-                return
+                continue
             span = self._judge(text, m)
             if span is None:
                 pos = m.end("name")
@@ -1332,19 +1397,41 @@ def _own_rules() -> list[_Rule]:
     ]
 
 
+#: gitleaks keywords found in 1% or more of ordinary developer text (measured on the
+#: strings of the recorded Claude Code sessions and 4 KB pieces of Python's standard
+#: library): a rule with one of them is prefiltered by its regex, any other keyword rule
+#: by its keywords. Only speed depends on this list, never a result.
+_COMMON_KEYWORDS: Final = frozenset(
+    [
+        "s.",
+        "ey",
+        "key",
+        "test_",
+        "sk",
+        "access",
+        "api",
+        "token",
+        "auth",
+        "ext_",
+        "linear",
+        "secret",
+        "credential",
+        "password",
+    ]
+)
+
+
 class _GitleaksRule(_Rule):
     """One of gitleaks' rules (``capture.secrets_rules``): runs where a keyword occurs."""
 
     def __init__(self, rule: GitleaksRule) -> None:
         self.rule = rule
         self.kinds = (rule.id,)
+        #: its keywords are in most texts: the prefilter asks for its regex instead
+        self.common = not rule.keywords or not _COMMON_KEYWORDS.isdisjoint(rule.keywords)
 
     def prefilter(self) -> list[tuple[str, int]] | None:
-        # its keywords, as gitleaks gates it (Hyperscan's prefilter form of these long
-        # regexes lets most texts through, long literal keywords do not); a rule with a
-        # short keyword (``s.``, ``sk``, ``lob``: in most texts) is gated by its regex
-        if self.rule.keywords and min(map(len, self.rule.keywords)) > 4:
-            return [(re.escape(k), re.IGNORECASE) for k in self.rule.keywords]
+        # its regex (a rule with uncommon keywords is gated by them: Redactor._plan)
         pattern, flags = self.rule.regex.pattern, 0
         if pattern.startswith("(?i)"):
             pattern, flags = pattern[4:], re.IGNORECASE
@@ -1355,8 +1442,9 @@ class _GitleaksRule(_Rule):
 
     def find(self, ctx: _Ctx, windows: Windows | None) -> Iterator[Span]:
         text = ctx.text
+        where = ctx.where if ctx.words is not None else None
         for lo, hi in windows or [(0, len(text))]:
-            yield from self.rule.spans(text, ctx.lower, lo, hi)
+            yield from self.rule.spans(text, ctx.lower, lo, hi, where)
 
 
 def _build_rules(extra: Iterable[tuple[str, str | re.Pattern[str]]]) -> list[_Rule]:
@@ -1464,11 +1552,13 @@ class Redactor:
             if isinstance(r, _GitleaksRule):
                 for k in r.rule.keywords:
                     self._keyed.setdefault(k, []).append(i)
+        self._groups, self._owners = self._plan()
         # JSON-like data repeats its short strings (names, paths, ids) a lot
         self._short = lru_cache(maxsize=8192)(self._redact_text)
         # Compiling the prefilter takes ~0.2 s: by default only once this redactor has
         # read enough text for it to pay off (``True``: now; ``False``: never).
         self._prefilter: Prefilter | None = None
+        self._words: _WordFinder | None = None
         self._prefilter_after = {None: PREFILTER_AFTER, True: 0, False: -1}[prefilter]
         self.prefilter_error: str | None = None  # why there is none, if it failed
         self._read = 0
@@ -1476,12 +1566,59 @@ class Redactor:
         if prefilter:
             self.use_prefilter()
 
+    def _plan(self) -> tuple[list[list[tuple[str, int]] | None], list[tuple[int, ...]]]:
+        """The prefilter's groups, and per group the rules it makes candidates. A gitleaks
+        rule with a keyword common in ordinary text (``key``, ``s.``) is gated by its
+        regex (which holds the keyword or a longer form of it: the rule itself still asks
+        for a keyword, so this gives the same results); any other by its keywords, one
+        group per keyword shared by the rules that have it (literals: the cheapest to
+        scan for)."""
+        groups: list[list[tuple[str, int]] | None] = []
+        owners: list[tuple[int, ...]] = []
+        by_keyword: dict[str, list[int]] = {}
+        for i, r in enumerate(self._rules):
+            if isinstance(r, _GitleaksRule) and not r.common:
+                for k in r.rule.keywords:
+                    by_keyword.setdefault(k, []).append(i)
+                continue
+            groups.append(r.prefilter())
+            owners.append((i,))
+        for k, idx in sorted(by_keyword.items()):
+            groups.append([(re.escape(k), re.IGNORECASE)])
+            owners.append(tuple(idx))
+        return groups, owners
+
+    def _finder_words(self) -> list[str]:
+        """The words the rules that run most look for (three characters or more): the
+        anchors of the assignment rule, the keywords and start literals of gitleaks'
+        rules with common keywords."""
+        words = set(_ASSIGN_STARTS)
+        for r in self._rules:
+            if isinstance(r, _GitleaksRule) and r.common:
+                words.update(r.rule.keywords, r.rule.starts or ())
+        return sorted(w for w in words if len(w) >= 3)
+
+    def _candidates(self, pre: Prefilter, text: str) -> set[int] | None:
+        """The rules (list positions) that may find something in ``text``; ``None``: the
+        scan failed, run them all."""
+        hits = pre.candidates(text)
+        if not hits:
+            return hits  # None, or an empty set: nothing can match
+        owners = self._owners
+        if len(hits) == 1:
+            return set(owners[next(iter(hits))])
+        out: set[int] = set()
+        for g in hits:
+            out.update(owners[g])
+        return out
+
     def use_prefilter(self) -> Prefilter | None:
         """Build the prefilter now (bulk work: an import), unless ``prefilter=False``."""
         with self._lock:
             if self._prefilter is None and self._prefilter_after >= 0:
                 try:
-                    self._prefilter = Prefilter([r.prefilter() for r in self._rules], "redact")
+                    self._prefilter = Prefilter(self._groups, "redact", repeats=_REPEATS)
+                    self._words = _WordFinder(self._finder_words())
                 except Exception as exc:  # no Hyperscan for this machine: run every rule
                     self.prefilter_error = f"{type(exc).__name__}: {exc}"
                 self._prefilter_after = -1  # built or not, once
@@ -1508,8 +1645,6 @@ class Redactor:
         return [self._rules[i] for i in sorted(picked)]
 
     def _spans(self, text: str, windows: Windows | None = None) -> list[Span]:
-        ctx = _Ctx(text, windows)
-        spans: list[Span] = []
         rules: Iterable[_Rule] = self._rules
         if windows is None:  # the rescans of a few lines are cheap as they are
             pre = self._prefilter
@@ -1517,11 +1652,17 @@ class Redactor:
                 self._read += len(text)
                 if self._read >= self._prefilter_after:
                     pre = self.use_prefilter()
-            may = pre.candidates(text) if pre is not None else None
+            may = self._candidates(pre, text) if pre is not None else None
+            if may is not None and not may:
+                return []  # most strings: no rule can match
+            ctx = _Ctx(text, None, self._words)
             if may is not None:
                 rules = [self._rules[i] for i in sorted(may)]
             else:  # no Hyperscan: gitleaks' rules still only run where a keyword is
                 rules = self._by_keywords(self._keywords.present(ctx.lower))
+        else:
+            ctx = _Ctx(text, windows)
+        spans: list[Span] = []
         if windows is not None:
             # a rescan reads a few lines: gitleaks' rules only where a keyword is in them
             # (their spans come from keyword hits inside the windows, so this is exact)
@@ -1609,20 +1750,25 @@ class Redactor:
         # (keyed by length and ends, then compared: hashing a whole 64 KB string costs
         # nearly as much as scanning it)
         long: dict[tuple[int, str, str], tuple[str, str]] = {}
-
-        def text(value: str) -> str:
-            if len(value) <= _CACHE_MAX_LEN:
-                return self.redact_text(value)
-            key = (len(value), value[:64], value[-64:])
-            seen = long.get(key)
-            if seen is not None and seen[0] == value:
-                return seen[1]
-            done = self.redact_text(value)
-            long[key] = (value, done)
-            return done
+        short = self._short
 
         def seen(value: str) -> str:
-            done = text(value)
+            # redact_text(value), inlined: a trace has tens of thousands of strings
+            if len(value) <= _CACHE_MAX_LEN:
+                if not value:
+                    return value
+                try:
+                    done = short(value)
+                except Exception:
+                    done = UNSCANNABLE
+            else:
+                key = (len(value), value[:64], value[-64:])
+                was = long.get(key)
+                if was is not None and was[0] == value:
+                    done = was[1]
+                else:
+                    done = self.redact_text(value)
+                    long[key] = (value, done)
             if done is not value and done != value:
                 found.update(_removed(value, done))
             return done
@@ -1653,7 +1799,7 @@ class Redactor:
                     else:
                         new[k] = None
                         stack.append((new, k, v))
-            elif isinstance(value, list | tuple):
+            elif isinstance(value, _SEQUENCES):
                 items: list[Any] = [None] * len(value)
                 if isinstance(value, tuple):
                     # popped after all its items are done
@@ -1677,6 +1823,7 @@ class Redactor:
 
 
 _SCALARS: Final = (bool, int, float)
+_SEQUENCES: Final = (list, tuple)
 _MIN_COPY: Final = 8  # shorter values are too likely to occur by chance elsewhere
 _MAX_MARKERS: Final = 200
 

@@ -15,11 +15,12 @@ around each of its keywords.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from functools import cached_property
+from collections.abc import Callable, Iterable, Iterator
+from functools import cached_property, lru_cache, partial
 from typing import Any, Final
 
 from capture import gitleaks_rules
@@ -28,11 +29,18 @@ __all__ = [
     "SKIPPED",
     "GitleaksRule",
     "KeywordIndex",
+    "Where",
     "entropy",
+    "find_all",
     "gitleaks_rules_compiled",
     "is_placeholder",
+    "literal_starts",
     "python_regex",
+    "start_positions",
 ]
+
+#: Where a word occurs in ``lower[lo:hi]``: ``where(word, lo, hi)`` → positions, in order.
+Where = Callable[[str, int, int], list[int]]
 
 #: Rule ids not loaded, and why.
 SKIPPED: dict[str, str] = {
@@ -185,18 +193,52 @@ class GitleaksRule:
         # without it a failed attempt costs one character test instead of fifty.
         return re.compile(_IDENTIFIER_PREFIX_RE.sub(r"\1", self.pattern, count=1))
 
-    def spans(self, text: str, lower: str, lo: int, hi: int) -> Iterator[tuple[int, int, str]]:
-        """Secrets in ``text[lo:hi]`` (``lower``: ``text`` lower-cased, same positions)."""
-        for a, b in self._windows(text, lower, lo, hi):
-            for m in self.regex.finditer(text, a, b):
+    @cached_property
+    def starts(self) -> tuple[str, ...] | None:
+        """Lower-case literals one of which every match starts with (``None``: unknown)."""
+        return literal_starts(self.regex.pattern)
+
+    def spans(
+        self, text: str, lower: str, lo: int, hi: int, where: Where | None = None
+    ) -> Iterator[tuple[int, int, str]]:
+        """Secrets in ``text[lo:hi]`` (``lower``: ``text`` lower-cased, same positions;
+        ``where``: where a word occurs in ``lower[lo:hi]``, if it is known already)."""
+        # A rule whose matches all start with known literals is tried only where one of
+        # them occurs in the lower-cased text: the same matches as ``finditer``, which
+        # tries every position (slow for the ``(?i)`` patterns Python cannot search by
+        # literal). Not in a text with a character that ``(?i)`` reads as an ASCII letter
+        # but that does not lower-case to it: dotless i, long s (the others, the Kelvin
+        # sign and İ, lower-case to k and i).
+        starts = self.starts
+        if starts is not None and not text.isascii() and ("\u0131" in text or "\u017f" in text):
+            starts = None
+        # every occurrence of each keyword (and start literal) in ``lower[lo:hi]``
+        find = where or partial(find_all, lower)
+        found: dict[str, list[int]] = {k: find(k, lo, hi) for k in self.keywords}
+        windows = self._windows(text, found, lo, hi)
+        if not windows:
+            return
+        at: list[int] | None = None
+        if starts is not None:
+            at = start_positions(lower, starts, lo, hi, found, where)
+        for a, b in windows:
+            matches = (
+                self.regex.finditer(text, a, b)
+                if at is None
+                else _matches_at(self.regex, text, at, a, b)
+            )
+            for m in matches:
                 span = self._secret(m)
                 if span is not None and not self._allowed(text, m, span):
                     yield span[0], span[1], self.id
 
-    def _windows(self, text: str, lower: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    def _windows(
+        self, text: str, found: dict[str, list[int]], lo: int, hi: int
+    ) -> list[tuple[int, int]]:
+        """Where the regex runs: around each keyword (``found``: where each occurs)."""
         if not self.keywords:
             return [(lo, hi)]
-        hits = sorted(pos for k in self.keywords for pos in _find_all(lower, k, max(lo, 0), hi))
+        hits = sorted(pos for k in self.keywords for pos in found[k])
         out: list[tuple[int, int]] = []
         for pos in hits:
             if out and pos < out[-1][1]:
@@ -257,11 +299,49 @@ class KeywordIndex:
         return frozenset(out)
 
 
-def _find_all(text: str, word: str, lo: int, hi: int) -> Iterator[int]:
-    pos = text.find(word, lo, hi)
+def start_positions(
+    lower: str,
+    starts: Iterable[str],
+    lo: int,
+    hi: int,
+    found: dict[str, list[int]] | None = None,
+    where: Where | None = None,
+) -> list[int]:
+    """Every position in ``lower[lo:hi]`` where one of ``starts`` occurs, in order
+    (``found``: the positions of some of them, already looked up; ``where``: a faster
+    way to look them up)."""
+    find = where or partial(find_all, lower)
+    out: set[int] = set()
+    for w in starts:
+        out.update(found[w] if found and w in found else find(w, lo, hi))
+    return sorted(out)
+
+
+def _matches_at(
+    regex: re.Pattern[str], text: str, at: list[int], lo: int, hi: int
+) -> Iterator[re.Match[str]]:
+    """What ``regex.finditer(text, lo, hi)`` gives, for a regex whose every match starts
+    where one of its start literals occurs (``at``: every such place, in order): leftmost,
+    non-overlapping, tried only there."""
+    done = lo
+    for i in range(bisect.bisect_left(at, lo), bisect.bisect_left(at, hi)):
+        pos = at[i]
+        if pos < done:
+            continue
+        m = regex.match(text, pos, hi)
+        if m is not None:
+            yield m
+            done = m.end() if m.end() > pos else pos + 1
+
+
+def find_all(text: str, word: str, lo: int, hi: int) -> list[int]:
+    """Every position in ``text[lo:hi]`` where ``word`` occurs (overlapping ones too)."""
+    out: list[int] = []
+    pos = text.find(word, max(lo, 0), hi)
     while pos >= 0:
-        yield pos
-        pos = text.find(word, pos + len(word), hi)
+        out.append(pos)
+        pos = text.find(word, pos + 1, hi)
+    return out
 
 
 def _line_start(text: str, pos: int, lines: int, floor: int) -> int:
@@ -301,6 +381,106 @@ def gitleaks_rules_compiled() -> list[GitleaksRule]:
             continue
         out.append(rule)
     return out
+
+
+# --- where a regex's matches start -----------------------------------------------------
+
+_MAX_STARTS: Final = 64
+
+
+@lru_cache(maxsize=1024)
+def literal_starts(pattern: str) -> tuple[str, ...] | None:
+    """Lower-case literals (2 characters or more) one of which every match of
+    ``pattern`` starts with, read in ASCII text: ``(?i)(?:access|auth|…)…`` → ``access``,
+    ``auth``…; ``None`` where a match may start otherwise (a class, a repeat, an empty
+    branch) or the literals are too many.  Anchors and lookarounds are zero-width and
+    skipped."""
+    import re._parser as sre  # type: ignore[import-not-found]
+
+    try:
+        got = _seq_starts(list(sre.parse(pattern)))
+    except (re.error, RecursionError, ValueError):
+        return None
+    if not got or min(map(len, got)) < 2:
+        return None
+    return tuple(sorted(got))
+
+
+def _seq_starts(items: list[Any]) -> set[str] | None:
+    """Prefixes every match of the sequence ``items`` starts with (``{""}``: none known)."""
+    acc = {""}
+    for op, arg in items:
+        name = str(op)
+        if name in ("AT", "ASSERT", "ASSERT_NOT"):
+            continue  # zero-width: the match starts where it did
+        whole = _whole(name, arg)
+        if whole is not None:
+            acc = {a + w for a in acc for w in whole}
+            if len(acc) > _MAX_STARTS:
+                return None
+            continue
+        part = _item_starts(name, arg)
+        if part is not None and all(part):
+            acc = {a + p for a in acc for p in part}
+        break
+    return acc if len(acc) <= _MAX_STARTS else None
+
+
+def _whole(name: str, arg: Any) -> set[str] | None:
+    """The literals (lower-cased) one item always matches in full, else ``None``."""
+    if name == "LITERAL":
+        return {chr(arg).lower()}
+    if name == "IN":
+        chars: set[str] = set()
+        for op, a in arg:
+            if str(op) != "LITERAL":
+                return None  # a range, a category, a negation
+            chars.add(chr(a).lower())
+        return chars if 0 < len(chars) <= 4 else None
+    if name == "SUBPATTERN":
+        return _seq_whole(list(arg[-1]))
+    if name == "BRANCH":
+        out: set[str] = set()
+        for branch in arg[1]:
+            got = _seq_whole(list(branch))
+            if got is None:
+                return None
+            out |= got
+        return out if len(out) <= _MAX_STARTS else None
+    return None
+
+
+def _seq_whole(items: list[Any]) -> set[str] | None:
+    acc = {""}
+    for op, arg in items:
+        name = str(op)
+        if name in ("AT", "ASSERT", "ASSERT_NOT"):
+            continue
+        whole = _whole(name, arg)
+        if whole is None:
+            return None
+        acc = {a + w for a in acc for w in whole}
+        if len(acc) > _MAX_STARTS:
+            return None
+    return acc
+
+
+def _item_starts(name: str, arg: Any) -> set[str] | None:
+    """Prefixes of an item that is not a whole literal (a group, alternatives, a repeat
+    of at least one)."""
+    if name == "SUBPATTERN":
+        return _seq_starts(list(arg[-1]))
+    if name == "BRANCH":
+        out: set[str] = set()
+        for branch in arg[1]:
+            got = _seq_starts(list(branch))
+            if got is None or "" in got:
+                return None
+            out |= got
+        return out
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[0] >= 1:
+        return _seq_starts(list(arg[2]))
+    return None
 
 
 # --- values that only look like secrets ----------------------------------------------

@@ -112,7 +112,7 @@ def candidates_cover_matches(text: str) -> None:
     """Every rule that finds something in ``text`` is a candidate for it."""
     pre = WITH._prefilter
     assert pre is not None
-    may = pre.candidates(text)
+    may = WITH._candidates(pre, text)
     assert may is not None
     for i, rule in enumerate(WITH._rules):
         if any(True for _ in rule.find(redact_mod._Ctx(text), None)):
@@ -252,3 +252,72 @@ def test_many_seeded_random_texts_redact_the_same() -> None:
         text = random_text(rng, pieces)
         same(text)
         candidates_cover_matches(text)
+
+
+# --- gitleaks' rules tried only where a match can start -------------------------------
+
+
+def test_start_literals_of_a_pattern() -> None:
+    from capture.secrets_rules import literal_starts
+
+    assert literal_starts(r"(?i)\b(?:access|auth|(?-i:[Aa]pi|API)|passw(?:or)?d)x") == (
+        "access",
+        "api",
+        "auth",
+        "passw",
+    )
+    assert literal_starts(r"\b((?:hvs\.[\w-]{90}|s\.(?i:[a-z0-9]{24})))") == ("hvs.", "s.")
+    assert literal_starts(r"(?:lob)(?:[ \t\w.-]{0,20})=") == ("lob",)
+    # a match may start with a class or an optional part: no literals
+    assert literal_starts(r"[a-f0-9]{40}") is None
+    assert literal_starts(r"(?:sgp_[a-f0-9]{40}|[a-f0-9]{40})") is None
+    assert literal_starts(r"(?:x)?abc") is None
+    assert literal_starts(r"(?:ab|)cd") == ("abcd", "cd")  # an empty branch: what follows
+    assert literal_starts(r"a[bc]") == ("ab", "ac")
+    assert literal_starts(r"ab*c") is None  # "a" alone is too short to look for
+
+
+def test_gitleaks_rules_tried_at_their_start_literals_find_what_finditer_finds() -> None:
+    """Each rule with start literals (``GitleaksRule.starts``) gives exactly the spans
+    that running its regex over every window gives, on corpus texts, recorded strings,
+    and texts with the characters ``(?i)`` reads as ASCII letters (ı, ſ, K, İ)."""
+    from tests.capture import redact_corpus as rc
+
+    fast = [r for r in gitleaks_rules_compiled() if r.starts]
+    slow = [r for r in gitleaks_rules_compiled() if r.starts]
+    assert len(fast) > 150
+    for r in slow:
+        r.__dict__["starts"] = None  # the cached property: finditer everywhere
+    texts = [r["text"] for r in rc.corpus()[1::4]] + list(rc.benign_lines())
+    texts += [t for t in fixture_strings() if len(t) > 40][::3]
+    odd = [t for t in texts[::9] if t.isascii()]
+    texts += [t.replace("i", "\u0131") for t in odd] + [t.replace("s", "\u017f") for t in odd]
+    texts += [t.replace("k", "\u212a").replace("I", "\u0130") for t in odd]
+    texts += [t.replace("e", "\u00e9", 1) for t in odd]  # non-ASCII, no fold
+    for text in texts:
+        lower = redact_mod._lower(text)
+        for a, b in zip(fast, slow, strict=True):
+            got = list(a.spans(text, lower, 0, len(text)))
+            assert got == list(b.spans(text, lower, 0, len(text))), (a.id, text[:200])
+
+
+def test_the_prefilter_knows_every_character_ignorecase_folds_to_an_ascii_letter() -> None:
+    """``hs_syntax`` writes a case-folded i, k or s as the letter or the UTF-8 bytes of
+    the non-ASCII characters Python's ``re.IGNORECASE`` matches to it: these must be all
+    of them (checked over every code point)."""
+    import re
+    import sys
+
+    from capture.prefilter import _FOLDS
+
+    letter = re.compile("[a-z]", re.IGNORECASE)
+    folds: dict[str, set[str]] = {}
+    for code in range(0x80, sys.maxunicode + 1):
+        ch = chr(code)
+        if letter.fullmatch(ch):
+            for a in string.ascii_lowercase:
+                if re.fullmatch(a, ch, re.IGNORECASE):
+                    folds.setdefault(a, set()).add(
+                        "".join(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogatepass"))
+                    )
+    assert folds == {k: set(v) for k, v in _FOLDS.items()}
