@@ -11,7 +11,6 @@ command returns.  Datasets written before the rewrite are listed as stale.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -25,7 +24,7 @@ import orjson
 from capture import paths
 from capture.redact import MARKER_PREFIX, redact
 from capture.schema import ClaudeTrace
-from capture.store import TraceStorage, encode
+from capture.store import TraceStorage, encode, open_locked
 
 __all__ = ["Rewrite", "reredact", "stale_datasets"]
 
@@ -77,9 +76,13 @@ def reredact(store: TraceStorage, dry_run: bool = False) -> Rewrite:
     path = store.path
     if not path.exists():
         return out
-    fd = os.open(path, os.O_RDWR)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # appenders wait (TraceStorage.append_lines)
+        # appenders wait (TraceStorage.append_lines), then append to the new file; a
+        # second ``bc-capture redact`` that waited here reads the new file, not the old
+        fd = open_locked(path, os.O_RDWR)
+    except FileNotFoundError:
+        return out
+    try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.redact")
         with os.fdopen(os.dup(fd), "rb") as src:
             src.seek(0)

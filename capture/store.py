@@ -1,7 +1,9 @@
 """``TraceStorage``: the one trace store, an append-only JSONL file.
 
 * Many writers at once (hook workers of parallel sessions, imports, the proxy): each
-  append takes an exclusive ``flock`` and writes whole lines with one ``write``.
+  append takes an exclusive ``flock`` and writes whole lines with one ``write``, to the
+  file the path names once the lock is held (``bc-capture redact`` swaps in a rewritten
+  file under the same lock: see :func:`open_locked`).
 * A record is never edited in place. Writing a trace whose ``trace_id`` already exists
   appends a newer version; readers keep the last version of each id. Re-assembling
   the same turn therefore never duplicates it.
@@ -51,6 +53,30 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.reason}"
+
+
+def open_locked(path: Path, flags: int = os.O_RDWR | os.O_APPEND | os.O_CREAT) -> int:
+    """``path`` opened (``flags``) and exclusively ``flock``-ed: the file that is at
+    ``path`` once the lock is held. ``bc-capture redact`` swaps in a rewritten file under
+    this lock; a writer that opened the old one before the swap waited on the old
+    file's lock, so it checks, once it holds a lock, that ``path`` still names that file
+    (else it opens the new one and locks again): nothing is appended to a replaced file.
+    Raises ``FileNotFoundError`` where ``flags`` has no ``O_CREAT`` and there is none."""
+    while True:
+        fd = os.open(path, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # replaced (or removed) while we waited: lock the file there now
 
 
 _WRITE_MAX = 1 << 20  # bytes per writev: measured ~2.5x faster than one huge writev
@@ -108,9 +134,8 @@ class TraceStorage:
             return 0, []
         assert self.root is not None
         paths.ensure_dir(self.root)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_locked(self.path)  # the file now at the path, not one swapped out
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             end = os.lseek(fd, 0, os.SEEK_END)
             start = end
             parts = [part for line in lines for part in (line, b"\n")]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,69 @@ def test_a_full_disk_leaves_the_store_as_it_was(
     assert store.path.read_bytes() == before
     store.append([trace(4)])
     assert [t.user_prompt for t in store.load_traces()] == ["prompt 1", "prompt 4"]
+
+
+# --- an append that waits while ``bc-capture redact`` swaps the file ------------------
+
+SWAPPER = """
+import fcntl, os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)  # as bc-capture redact holds it while it rewrites
+print("locked", flush=True)
+sys.stdin.readline()  # until the writer waits on this lock
+with open(path, "rb") as src, open(path + ".new", "wb") as dest:
+    dest.write(src.read())  # the rewritten copy
+os.replace(path + ".new", path)
+os.close(fd)  # the writer's lock on the old file is granted now
+"""
+
+APPENDER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from capture.schema import ClaudeTrace
+from capture.store import TraceStorage
+TraceStorage(sys.argv[2]).append([ClaudeTrace(trace_id="late", user_prompt="p", session_id="s")])
+"""
+
+
+def _waits_on_a_lock(pid: int) -> bool:
+    """Whether ``pid`` is blocked on an ``flock`` (``/proc/locks`` lists a waiting
+    request as ``N: -> FLOCK ADVISORY WRITE <pid> ...``)."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and str(pid) in fields:
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
+def test_an_append_waiting_while_the_file_is_swapped_goes_to_the_new_file(
+    tmp_path: Path,
+) -> None:
+    """Two real processes: one holds the store's lock as ``bc-capture redact`` does and
+    swaps in a new file; the other opened the old file and waits on its lock. Once it
+    gets the lock, its line must land in the file now at the path, not the replaced one."""
+    repo = str(Path(__file__).resolve().parents[2])
+    store = TraceStorage(tmp_path)
+    store.append([trace(0)])
+    swapper = subprocess.Popen(
+        [sys.executable, "-c", SWAPPER, str(store.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert swapper.stdin is not None and swapper.stdout is not None
+    assert swapper.stdout.readline().strip() == "locked"
+    writer = subprocess.Popen([sys.executable, "-c", APPENDER, repo, str(tmp_path)])
+    deadline = time.monotonic() + 60
+    while not _waits_on_a_lock(writer.pid):  # it has the old file open, and waits
+        assert writer.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    swapper.stdin.write("go\n")
+    swapper.stdin.flush()
+    assert swapper.wait(timeout=60) == 0
+    assert writer.wait(timeout=60) == 0
+    ids = [json.loads(line)["trace_id"] for line in store.path.read_bytes().splitlines()]
+    assert ids == [trace(0).trace_id, "late"]
+    assert TraceStorage(tmp_path).count() == 2
