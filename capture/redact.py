@@ -656,6 +656,18 @@ def _bounded(text: str, m: re.Match[str]) -> bool:
     return _prev_char(text, m.start()) not in _ALNUM and (not end or end not in _ALNUM)
 
 
+def _telegram_ok(text: str, m: re.Match[str]) -> bool:
+    """A whole bot token: its id not the tail of a word (``clm52552192:Agency…`` in an
+    XSD; ``/bot123…:`` in an API URL is fine, so is the tail of a longer number), its
+    secret not the first 35 characters of a longer run (``…:A-some-other-thing-…``)."""
+    s, e = m.span()
+    before = _prev_char(text, s)
+    after = text[e : e + 1]
+    return (not before.isalpha() or text[max(0, s - 3) : s].lower() == "bot") and (
+        not after or after not in _ALNUM + "_-"
+    )
+
+
 def _hf_ok(text: str, m: re.Match[str]) -> bool:
     """Hugging Face tokens are 34 random letters (and digits): mixed case, not the
     ``hf_servingcell…`` / ``hf_requiredCharacteristic…`` identifiers of C and ObjC."""
@@ -1071,8 +1083,8 @@ class _AssignmentRule(_Rule):
         while e > s and text[e - 1] in ",;":
             e -= 1
         value = text[s:e]
-        if not value or _skippable(value):
-            return None
+        if not value or _skippable(value) or _same_word(value, name):
+            return None  # ``?access_token=ACCESS_TOKEN``: the name as its own stand-in
         if prev not in "?&;" and _looks_like_code(value, upper_name=upper):
             return None
         if op == ":" and not (name_quoted and close_quote == prev):
@@ -1299,6 +1311,7 @@ def _plugin_rules() -> list[_Rule]:
             "telegram-bot-token",
             _denylist(TelegramBotTokenDetector),
             line_gate=r":[0-9a-z_-]{35}",
+            validate=_telegram_ok,
             source=src,
         ),
         _RegexRule("twilio-key", _denylist(TwilioKeyDetector), source=src),
@@ -1330,6 +1343,12 @@ def _own_rules() -> list[_Rule]:
             hints=("k_live_", "k_test_", "whsec_"),
         ),
         _RegexRule("google-oauth-token", r"ya29\.[0-9A-Za-z_\-]{20,}"),
+        _RegexRule(
+            "asana-token",  # a personal access token: 1/<user id>[/<app id>]:<secret>
+            r"[0-9]{1,64}(?:/[0-9]{16,128}){1,3}:[A-Za-z0-9]{32,128}",
+            line_gate=r"/[0-9]{16}",
+            validate=_bounded,
+        ),
         _RegexRule("google-oauth-client-secret", r"GOCSPX-[0-9A-Za-z_\-]{20,}"),
         _RegexRule("huggingface-token", r"hf_[A-Za-z0-9]{30,}", validate=_hf_ok),
         _RegexRule("npm-token", r"npm_[A-Za-z0-9]{36}", validate=word_start),

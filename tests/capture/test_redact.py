@@ -1221,3 +1221,51 @@ def test_a_replacement_that_completes_a_new_match_is_rescanned() -> None:
     out = R.redact_text(text)
     assert out == R.redact_text(out)
     assert "--password" not in out
+
+
+# --- gitleaks' false-positive examples no longer changed ------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an XSD type name is no Telegram bot token (the digits are the tail of a word)
+        '<xsd:element name="AgencyIdentificationCode" '
+        'type="clm52552192:AgencyIdentificationCodeContentType"/>',
+        # the first 35 characters of a longer run are no bot token either
+        "id 61406230:A-some-other-thing-j0x5-s2dy046k89jimf1yw7zfm-9gih69r",
+        # a query value that is its own name in capitals: a stand-in
+        "https://qyapi.weixin.qq.com/cgi-bin/department/create?access_token=ACCESS_TOKEN",
+    ],
+)
+def test_gitleaks_false_positive_shapes_are_left_alone(text: str) -> None:
+    assert R.redact_text(text) == text
+
+
+TELEGRAM_BOT = "582039174:" + tok(35, ALNUM + "_-", 41)
+ASANA_PAT = "1/" + tok(16, string.digits, 42) + ":" + tok(32, ALNUM, 43)
+ASANA_PAT_V2 = (
+    "2/" + tok(16, string.digits, 44) + "/" + tok(16, string.digits, 45) + ":" + tok(64, ALNUM, 46)
+)
+TOKEN_PLACES = [
+    "TELEGRAM_BOT_TOKEN={}",
+    "connected with {} in 42 ms",
+    "deploy-tool login -t {} --region eu",
+    "[x] {}.",
+]
+
+
+@pytest.mark.parametrize("secret", [TELEGRAM_BOT, ASANA_PAT, ASANA_PAT_V2])
+@pytest.mark.parametrize("place", TOKEN_PLACES)
+def test_telegram_and_asana_tokens_are_still_found(secret: str, place: str) -> None:
+    assert secret not in R.redact_text(place.format(secret))
+
+
+def test_a_bot_token_in_a_telegram_api_url_is_found() -> None:
+    url = f"curl https://api.telegram.org/bot{TELEGRAM_BOT}/getMe"
+    assert TELEGRAM_BOT not in R.redact_text(url)
+
+
+def test_asana_tokens_have_their_own_kind() -> None:
+    assert R.found(ASANA_PAT) == ["asana-token"]
+    assert R.found(f"token {ASANA_PAT_V2} ok") == ["asana-token"]
