@@ -407,7 +407,8 @@ class _Ctx:
         self.text = text
         self.windows = windows
         self._lower: str | None = None
-        self.words = words if windows is None else None
+        # (a short text: a str.find per word costs less than one more scan)
+        self.words = words if windows is None and len(text) >= _FIND_IN_ONE_PASS else None
         self._where: dict[str, list[int]] | None = None
 
     def where(self, word: str, lo: int, hi: int) -> list[int]:
@@ -441,6 +442,10 @@ class _Ctx:
                 parts.append(self.text[last:])
                 self._lower = "".join(parts)
         return self._lower
+
+
+#: From this length on, a text's words are found in one pass (:class:`_WordFinder`).
+_FIND_IN_ONE_PASS: Final = 1024
 
 
 class _WordFinder:
@@ -999,18 +1004,27 @@ class _AssignmentRule(_Rule):
             yield from self._find(ctx, lo, hi)
 
     def _find(self, ctx: _Ctx, lo: int, hi: int) -> Iterator[Span]:
-        # ``_ASSIGN_RE.search`` from ``pos`` on, tried only where a match can start (an
-        # anchor word): Python's regex would try every position of the text
+        # ``_ASSIGN_RE.search`` from ``pos`` on; on a long text tried only where a match
+        # can start (an anchor word: Python's regex tries every position, but a
+        # ``str.find`` per anchor costs more than that on a short text)
         text, low = ctx.text, ctx.lower
         pos = lo
-        match = _ASSIGN_RE.match
-        where = ctx.where if ctx.words is not None else None
-        for at in start_positions(low, _ASSIGN_STARTS, lo, hi, where=where):
-            if at < pos:
-                continue
-            m = match(low, at, hi)
+        at: list[int] | None = None
+        if hi - lo >= _FIND_IN_ONE_PASS:
+            where = ctx.where if ctx.words is not None else None
+            at = start_positions(low, _ASSIGN_STARTS, lo, hi, where=where)
+        i = 0
+        while True:
+            if at is None:
+                m = _ASSIGN_RE.search(low, pos, hi)
+            else:
+                m = None
+                while m is None and i < len(at):
+                    if at[i] >= pos:
+                        m = _ASSIGN_RE.match(low, at[i], hi)
+                    i += 1
             if m is None:
-                continue
+                return
             span = self._judge(text, m)
             if span is None:
                 pos = m.end("name")

@@ -210,8 +210,10 @@ class GitleaksRule:
         # but that does not lower-case to it: dotless i, long s (the others, the Kelvin
         # sign and İ, lower-case to k and i).
         starts = self.starts
-        if starts is not None and not text.isascii() and ("\u0131" in text or "\u017f" in text):
-            starts = None
+        if hi - lo < _TRY_AT_STARTS or (
+            starts is not None and not text.isascii() and ("\u0131" in text or "\u017f" in text)
+        ):
+            starts = None  # (a short text: finditer costs less than a find per literal)
         # every occurrence of each keyword (and start literal) in ``lower[lo:hi]``
         find = where or partial(find_all, lower)
         found: dict[str, list[int]] = {k: find(k, lo, hi) for k in self.keywords}
@@ -386,6 +388,8 @@ def gitleaks_rules_compiled() -> list[GitleaksRule]:
 # --- where a regex's matches start -----------------------------------------------------
 
 _MAX_STARTS: Final = 64
+#: From this length on, a rule with start literals is tried only where they occur.
+_TRY_AT_STARTS: Final = 1024
 
 
 @lru_cache(maxsize=1024)

@@ -277,12 +277,16 @@ def test_start_literals_of_a_pattern() -> None:
     assert literal_starts(r"ab*c") is None  # "a" alone is too short to look for
 
 
-def test_gitleaks_rules_tried_at_their_start_literals_find_what_finditer_finds() -> None:
+def test_gitleaks_rules_tried_at_their_start_literals_find_what_finditer_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Each rule with start literals (``GitleaksRule.starts``) gives exactly the spans
     that running its regex over every window gives, on corpus texts, recorded strings,
     and texts with the characters ``(?i)`` reads as ASCII letters (ı, ſ, K, İ)."""
+    from capture import secrets_rules
     from tests.capture import redact_corpus as rc
 
+    monkeypatch.setattr(secrets_rules, "_TRY_AT_STARTS", 0)  # short texts too
     fast = [r for r in gitleaks_rules_compiled() if r.starts]
     slow = [r for r in gitleaks_rules_compiled() if r.starts]
     assert len(fast) > 150
@@ -321,3 +325,22 @@ def test_the_prefilter_knows_every_character_ignorecase_folds_to_an_ascii_letter
                         "".join(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogatepass"))
                     )
     assert folds == {k: set(v) for k, v in _FOLDS.items()}
+
+
+def test_words_found_in_one_pass_give_what_a_find_per_word_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Long texts: the assignment rule tried at its anchor words and the words gitleaks'
+    rules look for found in one Hyperscan pass (``_FIND_IN_ONE_PASS``) redact exactly as
+    short texts are (regex search, a ``str.find`` per word), here on every text."""
+    from tests.capture import redact_corpus as rc
+
+    texts = case_strings() + [t for t in fixture_strings() if len(t) > 40][::2]
+    texts += [r["text"] for r in rc.corpus()[2::5]]
+    monkeypatch.setattr(redact_mod, "_FIND_IN_ONE_PASS", 1 << 40)
+    slow = Redactor(prefilter=True)
+    expected = [slow.redact_text(t) for t in texts]
+    monkeypatch.setattr(redact_mod, "_FIND_IN_ONE_PASS", 0)
+    fast = Redactor(prefilter=True)
+    for text, want in zip(texts, expected, strict=True):
+        assert fast.redact_text(text) == want, text[:200]
