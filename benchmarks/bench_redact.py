@@ -200,6 +200,11 @@ def main() -> None:
 
 def corpus_table(worst: int) -> None:
     """The engines side by side on the secrets corpus, as Markdown tables."""
+    if not rc.have_corpus():
+        sys.exit(
+            f"no secrets corpus at {rc.CORPUS}: it is built on this machine from gitleaks' and "
+            "trufflehog's public rule tests (tests/fixtures/secrets/PROVENANCE.md)"
+        )
     engines: dict[str, rc.Engine | None] = {
         "claude-bc": Redactor(prefilter=True).redact_text,
         "betterleaks": rc.betterleaks_engine(),

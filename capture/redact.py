@@ -1356,6 +1356,10 @@ def _own_rules() -> list[_Rule]:
             r"[rs]k_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[A-Za-z0-9]{20,}",
             hints=("k_live_", "k_test_", "whsec_"),
         ),
+        _RegexRule("google-api-key", r"AIza[0-9A-Za-z_\-]{35}"),
+        # provider tokens with a prefix of their own: found with no keyword near
+        _RegexRule("digitalocean-token", r"\bdo[opr]_v1_[a-f0-9]{64}\b", hints=("_v1_",)),
+        _RegexRule("shopify-token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b", hints=("shp",)),
         _RegexRule("google-oauth-token", r"ya29\.[0-9A-Za-z_\-]{20,}"),
         _RegexRule(
             "asana-token",  # a personal access token: 1/<user id>[/<app id>]:<secret>

@@ -369,10 +369,11 @@ def _line_end(text: str, pos: int, lines: int, ceil: int) -> int:
 
 
 def gitleaks_rules_compiled() -> list[GitleaksRule]:
-    """Every vendored gitleaks rule whose pattern Python can compile."""
-    global_allow = _Allow(gitleaks_rules.GLOBAL_ALLOWLIST)
+    """Every rule of the gitleaks-format rules file (``capture.gitleaks_rules``) whose
+    pattern Python can compile; none without a file."""
+    global_allow = _global_allow()
     out = []
-    for spec in gitleaks_rules.RULES:
+    for spec in gitleaks_rules.rules():
         if spec["id"] in SKIPPED:
             continue
         try:
@@ -517,7 +518,38 @@ _PLACEHOLDER_VALUES: Final = frozenset(
         "mysecret",
     ]
 )
-_GLOBAL_ALLOW: Final = _Allow(gitleaks_rules.GLOBAL_ALLOWLIST)
+# Values that stand for a secret rather than being one, whatever rule found them: words
+# for "nothing", a run of one character, and the placeholder syntaxes of shells, templates,
+# format strings and CI systems; home and system paths.
+OWN_ALLOW_REGEXES: Final = (
+    r"(?i)^(?:true|false|null|none|nil|undefined)$",
+    r"^(.)\1*$",
+    r"^\$(?:\d+|\{\d+\})$",
+    r"^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$",
+    r"^\$\{\{[^}]*\}\}$",
+    r"^\{\{[^}]*\}\}$",
+    r"^%[A-Za-z_][A-Za-z0-9_]*%$",
+    r"^%[-+# 0]?[a-zA-Z]$",
+    r"^\{\d{0,2}\}$",
+    r"^@[A-Za-z_][A-Za-z0-9_]*@$",
+    r"^/(?:Users|home|bin|etc|opt|tmp|usr|var)/[\w ./-]+$",
+)
+
+
+def _own_allow_regexes() -> list[str]:
+    return list(OWN_ALLOW_REGEXES)
+
+
+def _global_allow() -> _Allow:
+    """Ours, with the rules file's global allowlist (regexes, stop words) when given."""
+    file = gitleaks_rules.rules_file()
+    return _allow_for(str(file) if file else None)
+
+
+@lru_cache(maxsize=4)
+def _allow_for(file: str | None) -> _Allow:
+    given = gitleaks_rules.global_allowlist()
+    return _Allow({**given, "regexes": [*_own_allow_regexes(), *given.get("regexes", ())]})
 
 
 def _ascending_run(value: str, length: int = 7) -> bool:
@@ -547,4 +579,4 @@ def is_placeholder(value: str) -> bool:
         return True
     if _PLACEHOLDER_WORD_RE.search(v):
         return True
-    return _GLOBAL_ALLOW.allows(v, v, v)
+    return _global_allow().allows(v, v, v)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "secrets"
-CORPUS = FIXTURES / "corpus.jsonl.gz"
+REPO = Path(__file__).resolve().parents[2]
+# Built on this machine from gitleaks' and trufflehog's public rule tests (see PROVENANCE):
+# not in the repository, whose rules forbid committing content of fetched repositories.
+CORPUS = Path(os.environ.get("BC_SECRETS_CORPUS", REPO / ".cache" / "secrets" / "corpus.jsonl.gz"))
 BENIGN = FIXTURES / "benign.txt"
+
+
+def have_corpus() -> bool:
+    return CORPUS.is_file()
+
 
 Engine = Callable[[str], str]
 

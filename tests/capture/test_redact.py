@@ -335,7 +335,7 @@ def test_anthropic_keys(secret: str, kind: str) -> None:
         ("github_" + "pat_" + tok(22, ALNUM, 55) + "_" + tok(59, ALNUM, 56), "github-token"),
         ("xox" + "p-" + tok(12, string.digits, 57) + "-" + tok(30, ALNUM, 58), "slack-token"),
         ("xox" + "e.xoxp-1-" + tok(40, ALNUM, 59), "slack-token"),
-        ("AI" + "za" + tok(35, B64URL, 60), "gcp-api-key"),
+        ("AI" + "za" + tok(35, B64URL, 60), "google-api-key"),
         ("ya" + "29." + tok(80, B64URL, 61), "google-oauth-token"),
         ("GOC" + "SPX-" + tok(28, B64URL, 62), "google-oauth-client-secret"),
         ("h" + "f_" + tok(34, string.ascii_letters, 63), "huggingface-token"),

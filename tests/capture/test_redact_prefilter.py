@@ -86,7 +86,12 @@ def test_every_test_case_string_redacts_the_same() -> None:
     # the comparison covers real hits of every kind of our own rules, not only misses
     # (gitleaks' rules are compared on the secrets corpus: test_redact_corpus.py)
     own = set(WITHOUT.kinds) - {r.id for r in gitleaks_rules_compiled()}
-    assert own - SHADOWED <= kinds, own - SHADOWED - kinds
+    assert own - SHADOWED - NOT_IN_CASES <= kinds, own - SHADOWED - NOT_IN_CASES - kinds
+
+
+# kinds the case strings hold no example of (PEM blocks: test_redact.py; the newer
+# provider prefixes: test_redact_corpus.py)
+NOT_IN_CASES = {"private-key", "digitalocean-token", "shopify-token"}
 
 
 # detect-secrets kinds whose test secrets a gitleaks rule now reports first, under its
@@ -277,6 +282,10 @@ def test_start_literals_of_a_pattern() -> None:
     assert literal_starts(r"ab*c") is None  # "a" alone is too short to look for
 
 
+@pytest.mark.skipif(
+    not __import__("capture.gitleaks_rules").gitleaks_rules.rules_file(),
+    reason="no gitleaks rules file on this machine (tests/fixtures/secrets/PROVENANCE.md)",
+)
 def test_gitleaks_rules_tried_at_their_start_literals_find_what_finditer_finds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -336,7 +345,7 @@ def test_words_found_in_one_pass_give_what_a_find_per_word_gives(
     from tests.capture import redact_corpus as rc
 
     texts = case_strings() + [t for t in fixture_strings() if len(t) > 40][::2]
-    texts += [r["text"] for r in rc.corpus()[2::5]]
+    texts += [r["text"] for r in rc.corpus()[2::5]] if rc.have_corpus() else []
     monkeypatch.setattr(redact_mod, "_FIND_IN_ONE_PASS", 1 << 40)
     slow = Redactor(prefilter=True)
     expected = [slow.redact_text(t) for t in texts]
