@@ -4,9 +4,12 @@ every turn (and in the reward, for every sampled completion).
 Plain script: ``.venv/bin/python benchmarks/bench_signals.py [--repeat 5] [--baseline FILE]``.
 
 Quality: precision, recall and F1 per category on the held-out test split of the labelled
-corpus of real Claude Code text (``tests/fixtures/signals/``), for ``capture.signals.classify``
-(cues + trained model, reading the previous tool result) beside the cue-only rules it
-replaced, on all blocks and on text blocks only.
+corpus of real Claude Code text (labels in ``tests/fixtures/signals/``), for
+``capture.signals.classify`` (cues + trained model, reading the previous tool result) beside
+the cue-only rules it replaced, on all blocks and on text blocks only. The texts are not in
+the repository: build them first with ``scripts/signals-corpus rebuild`` (read from
+``$BC_SIGNALS_CORPUS``, else ``.cache/signals/snippets.jsonl``); without them only the
+timings below are printed.
 
 Cost: ``classify`` per snippet over the whole corpus, then extraction per trace.
 
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from capture.redact import redact  # noqa: E402
 from capture.schema import ClaudeTrace, ToolCall  # noqa: E402
 from capture.signals import extract_signals  # noqa: E402
+from tests.capture import labelled_corpus  # noqa: E402
 from tests.capture.labelled_corpus import (  # noqa: E402
     CATEGORIES,
     corpus,
@@ -141,8 +145,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--baseline", help="another capture/signals.py to time beside this one")
     args = parser.parse_args()
-    quality()
-    classify_rate(args.repeat)
+    if labelled_corpus.CORPUS.is_file():
+        quality()
+        classify_rate(args.repeat)
+    else:
+        print(
+            f"no signals corpus at {labelled_corpus.CORPUS} (the texts are not in the "
+            "repository): scripts/signals-corpus rebuild; timing extraction only"
+        )
     extractors = [("extract ms", extract_signals)]
     if args.baseline:
         extractors.append(("baseline ms", load_baseline(args.baseline)))

@@ -22,10 +22,12 @@ numpy at run time.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Final, NamedTuple
 
 CATEGORIES: Final = ("constraint", "pruning", "self_correction", "plan")
@@ -136,3 +138,24 @@ def load() -> Model:
     """The shipped model (read once per process)."""
     text = resources.files("capture").joinpath("signal_weights.json").read_text("utf-8")
     return parse(json.loads(text))
+
+
+# --- the labelled corpus (development only: scripts/train-signals, the tests, the benchmark)
+
+CORPUS_ENV: Final = "BC_SIGNALS_CORPUS"
+
+
+def labels_path() -> Path:
+    """The corpus's labels, committed: ``tests/fixtures/signals/labels.jsonl`` (no text)."""
+    return Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "signals" / "labels.jsonl"
+
+
+def corpus_path() -> Path:
+    """The full corpus, texts and labels: ``$BC_SIGNALS_CORPUS``, else
+    ``.cache/signals/snippets.jsonl`` of the checkout (git-ignored). The texts are other
+    people's and are never committed; ``scripts/signals-corpus rebuild`` writes this file
+    from their repositories and ``labels.jsonl``."""
+    env = os.environ.get(CORPUS_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / ".cache" / "signals" / "snippets.jsonl"

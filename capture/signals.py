@@ -18,8 +18,9 @@ It runs in the hook worker after every turn, so the regexes are compiled once, e
 is one alternation searched per sentence (after one search for any cue, or for bulk work
 one Hyperscan scan: ``use_prefilter``), the model is a dict lookup per feature, and the
 text read per trace is bounded (``MAX_SEGMENT`` per text, ``MAX_TEXT`` in all): a huge
-trace costs no more than a big one. ``tests/fixtures/signals/`` (real Claude Code text,
-labelled) measures precision and recall; ``scripts/train-signals`` trains the model.
+trace costs no more than a big one. A labelled corpus of real Claude Code text (labels in
+``tests/fixtures/signals/``; the texts are rebuilt locally by ``scripts/signals-corpus``)
+measures precision and recall; ``scripts/train-signals`` trains the model.
 """
 
 from __future__ import annotations

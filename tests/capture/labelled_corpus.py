@@ -1,5 +1,7 @@
-"""The labelled corpus of real Claude Code text (``tests/fixtures/signals/snippets.jsonl``)
-and the scoring shared by the tests, the benchmark and ``scripts/train-signals``' readers.
+"""The labelled corpus of real Claude Code text (built on this machine by
+``scripts/signals-corpus rebuild`` into ``.cache/signals/snippets.jsonl``, never committed:
+``tests/fixtures/signals/labels.jsonl`` holds its labels) and the scoring shared by the
+tests, the benchmark and ``scripts/train-signals``' readers.
 
 Every snippet is one assistant text or thinking block from a session recorded by somebody
 else (sources and licences: ``tests/fixtures/signals/PROVENANCE.md``), with the tool result
@@ -17,8 +19,9 @@ from functools import cache
 from pathlib import Path
 
 from capture import signals as sig
+from capture.signal_model import corpus_path
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "signals" / "snippets.jsonl"
+CORPUS: Path = corpus_path()
 CATEGORIES = ("constraint", "pruning", "self_correction", "plan")
 
 
