@@ -54,7 +54,9 @@ def world(tmp_path: Path) -> dict[str, Any]:
     app.write_text(f'API_KEY = "{secret()}"\n' + app.read_text())
     home = tmp_path / "home"
     bc_home = tmp_path / "bc data"
-    env = {**os.environ, "BC_HOME": str(bc_home), "HOME": str(home)}
+    tmp = tmp_path / "tmp"  # the error log's fallback lives in $TMPDIR: this run's own
+    tmp.mkdir()
+    env = {**os.environ, "BC_HOME": str(bc_home), "HOME": str(home), "TMPDIR": str(tmp)}
     return {"project": project, "home": home, "bc_home": bc_home, "env": env}
 
 

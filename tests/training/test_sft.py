@@ -121,7 +121,8 @@ def test_sft_learns_and_writes_adapter_curves_and_metrics(
         capsys,
     )
     assert code == 0, err
-    assert "plain LoRA" in err and "no CUDA" in err and f"adapter: {out / 'adapter'}" in err
+    assert "plain LoRA" in err and "QLoRA on CPU is ~13x slower" in err
+    assert f"adapter: {out / 'adapter'}" in err
     metrics = json.loads((out / "metrics.json").read_text())["summary"]
     assert metrics["steps"] == 6
     assert metrics["last_loss"] < metrics["first_loss"] - 0.3
