@@ -1360,6 +1360,27 @@ def _own_rules() -> list[_Rule]:
         # provider tokens with a prefix of their own: found with no keyword near
         _RegexRule("digitalocean-token", r"\bdo[opr]_v1_[a-f0-9]{64}\b", hints=("_v1_",)),
         _RegexRule("shopify-token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b", hints=("shp",)),
+        _RegexRule("linear-api-key", r"\blin_(?:api|oauth)_[A-Za-z0-9]{40}\b", hints=("lin_",)),
+        _RegexRule(
+            "doppler-token",
+            r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}\b",
+            hints=("dp.",),
+        ),
+        _RegexRule(
+            "dynatrace-token", r"\bdt0[a-z][0-9]{2}\.[A-Z0-9]{24}\.[A-Z0-9]{64}\b", hints=("dt0",)
+        ),
+        _RegexRule("airtable-token", r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b", hints=("pat",)),
+        _RegexRule(
+            "terraform-token",
+            r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}",
+            hints=(".atlasv1.",),
+        ),
+        _RegexRule("vault-token", r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}", hints=("hv",)),
+        _RegexRule(
+            "azure-ad-client-secret",
+            r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+            hints=("Q~",),
+        ),
         _RegexRule("google-oauth-token", r"ya29\.[0-9A-Za-z_\-]{20,}"),
         _RegexRule(
             "asana-token",  # a personal access token: 1/<user id>[/<app id>]:<secret>

@@ -130,10 +130,20 @@ def test_a_random_token_is_no_placeholder() -> None:
 
 
 def test_shapes_without_keywords_are_caught() -> None:
-    # provider shapes our rules had none for (a log line, no keyword)
-    do = "dop" + "_v1_" + fake(64, 1, "0123456789abcdef")
-    shop = "shp" + "at_" + fake(32, 2, "0123456789abcdef")
-    for secret in (do, shop):
+    # provider shapes our rules had none for (a log line, no keyword); built at run time
+    hexd, up = "0123456789abcdef", string.ascii_uppercase + string.digits
+    secrets = [
+        "dop" + "_v1_" + fake(64, 1, hexd),
+        "shp" + "at_" + fake(32, 2, hexd),
+        "lin" + "_api_" + fake(40, 3),
+        "dp" + ".pt." + fake(43, 5),
+        "dt0" + "c01." + fake(24, 6, up) + "." + fake(64, 7, up),
+        "pat" + fake(14, 8) + "." + fake(64, 9, hexd),
+        fake(14, 10) + ".atlas" + "v1." + fake(67, 11),
+        "hv" + "s." + fake(90, 12),
+        fake(3, 13) + "8Q" + "~" + fake(34, 14),
+    ]
+    for secret in secrets:
         out = R.redact_text(f"2025-01-01T00:00:00Z INFO connected with {secret} in 4 ms")
         assert secret not in out
 

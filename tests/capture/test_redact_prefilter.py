@@ -91,7 +91,18 @@ def test_every_test_case_string_redacts_the_same() -> None:
 
 # kinds the case strings hold no example of (PEM blocks: test_redact.py; the newer
 # provider prefixes: test_redact_corpus.py)
-NOT_IN_CASES = {"private-key", "digitalocean-token", "shopify-token"}
+NOT_IN_CASES = {
+    "private-key",
+    "digitalocean-token",
+    "shopify-token",
+    "linear-api-key",
+    "doppler-token",
+    "dynatrace-token",
+    "airtable-token",
+    "terraform-token",
+    "vault-token",
+    "azure-ad-client-secret",
+}
 
 
 # detect-secrets kinds whose test secrets a gitleaks rule now reports first, under its
