@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,10 @@ def stage_run(run: str, home: Path) -> tuple[str, Path]:
     return session, transcript
 
 
-def run_bc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``bc-capture ARGS`` in-process through its real entry point: (exit code, out, err)."""
-    from capture.cli import main
-
+def run_main(
+    main: Callable[[list[str]], Any], capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """A CLI's real entry point in-process: (exit code, out, err)."""
     try:
         main(list(args))
         code = 0
@@ -70,6 +71,13 @@ def run_bc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, st
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def run_bc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``bc-capture ARGS`` in-process: (exit code, out, err)."""
+    from capture.cli import main
+
+    return run_main(main, capsys, *args)
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ from capture import gitleaks_rules
 from capture.ingest import ingest
 from capture.redact import Redactor, marker, redact
 from capture.reredact import reredact
-from capture.schema import ClaudeTrace, ToolCall
+from capture.schema import ClaudeTrace
 from capture.secrets_rules import SKIPPED, gitleaks_rules_compiled, is_placeholder, python_regex
 from capture.store import TraceStorage
 from tests.capture import redact_corpus as rc
+from tests.capture.test_store import trace
 from tests.conftest import run_bc
 
 R = Redactor(prefilter=True)
@@ -151,7 +152,7 @@ def test_shapes_without_keywords_are_caught() -> None:
 # --- every copy goes ------------------------------------------------------------------
 
 
-def test_a_secret_found_once_is_redacted_everywhere_in_the_trace() -> None:
+def test_a_secret_found_once_is_redacted_everywhere_in_thetrace() -> None:
     key = "sk-" + "proj-" + fake(48, 3)
     bare = fake(24, 4)  # no shape: found only under its credential name
     record = {
@@ -180,16 +181,6 @@ def test_short_or_placeholder_values_are_not_spread() -> None:
 # --- bc-capture redact ------------------------------------------------------------------
 
 
-def _trace(i: int, response: str) -> ClaudeTrace:
-    return ClaudeTrace(
-        trace_id=f"{i:08d}-0000-5000-8000-000000000000",
-        user_prompt=f"prompt {i}",
-        tool_calls=[ToolCall(tool="Read", args={"file_path": f"/f{i}"})],
-        claude_response=response,
-        session_id="s",
-    )
-
-
 def _raw_line(trace: ClaudeTrace) -> bytes:
     # written as an older version would have: not through today's redactor
     return json.dumps(trace.record(), ensure_ascii=False).encode() + b"\n"
@@ -200,7 +191,7 @@ def test_redact_command_rewrites_old_traces_and_keeps_everything_else(
 ) -> None:
     store = TraceStorage()
     secret = "dop" + "_v1_" + fake(64, 5, "0123456789abcdef")
-    clean, dirty = _trace(1, "all fine"), _trace(2, f"logged in with {secret}")
+    clean, dirty = trace(1, "all fine"), trace(2, f"logged in with {secret}")
     ingest([clean], store)
     with store.path.open("ab") as fh:
         fh.write(_raw_line(dirty) + b'{"not a trace": 1}\n')
@@ -237,6 +228,6 @@ def test_redact_command_lists_datasets_built_before(
     os.utime(data / "bc_dataset.jsonl", (1, 1))
     secret = "dop" + "_v1_" + fake(64, 6, "0123456789abcdef")
     store.path.parent.mkdir(parents=True, exist_ok=True)
-    store.path.write_bytes(_raw_line(_trace(3, f"token {secret}")))
+    store.path.write_bytes(_raw_line(trace(3, f"token {secret}")))
     code, out, _ = run_bc(capsys, "redact", "--datasets", str(tmp_path))
     assert code == 0 and f"stale dataset (built before the rewrite; rebuild it): {data}" in out

@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_main
+
 
 def run_train(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """``bc-train ARGS`` in-process: (exit code, out, err)."""
     from training.cli import main
 
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(main, capsys, *args)
 
 
 @pytest.fixture
