@@ -536,10 +536,6 @@ OWN_ALLOW_REGEXES: Final = (
 )
 
 
-def _own_allow_regexes() -> list[str]:
-    return list(OWN_ALLOW_REGEXES)
-
-
 def _global_allow() -> _Allow:
     """Ours, with the rules file's global allowlist (regexes, stop words) when given."""
     file = gitleaks_rules.rules_file()
@@ -549,7 +545,7 @@ def _global_allow() -> _Allow:
 @lru_cache(maxsize=4)
 def _allow_for(file: str | None) -> _Allow:
     given = gitleaks_rules.global_allowlist()
-    return _Allow({**given, "regexes": [*_own_allow_regexes(), *given.get("regexes", ())]})
+    return _Allow({**given, "regexes": [*OWN_ALLOW_REGEXES, *given.get("regexes", ())]})
 
 
 def _ascending_run(value: str, length: int = 7) -> bool:
