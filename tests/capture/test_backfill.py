@@ -587,13 +587,20 @@ def test_parallel_import_stores_what_a_sequential_one_does(tmp_path: Path) -> No
     one, three = store_of(tmp_path / "jobs-1"), store_of(tmp_path / "jobs-3")
     assert len(records(tmp_path / "jobs-3")) == len(RUNS)  # no version written twice
 
-    def by_prompt(store: TraceStorage) -> dict[str, dict[str, Any]]:
+    def by_prompt(store: TraceStorage) -> dict[tuple[str, str | None], dict[str, Any]]:
         # which copy of the resumed session is stored first (its id and session) depends
-        # on the scheduling
-        return {
-            t.user_prompt: {**t.record(), "session_id": None, "trace_id": None}
+        # on the scheduling; two runs (two Claude Code versions) share a prompt, and the
+        # order they are stored in depends on it too
+        found = {
+            (t.user_prompt, t.claude_code_version): {
+                **t.record(),
+                "session_id": None,
+                "trace_id": None,
+            }
             for t in store.load_traces()
         }
+        assert len(found) == len(RUNS)
+        return found
 
     assert by_prompt(one) == by_prompt(three)
     again = import_files(files, three, tmp_path / "jobs-3" / "state", idle=1, jobs=3)
