@@ -141,9 +141,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--corpus", action="store_true", help="score on the secrets corpus")
     ap.add_argument("--worst", type=int, default=12, help="families listed (--corpus)")
+    ap.add_argument(
+        "--every", type=int, default=1, help="--corpus: score every Nth record only (speed)"
+    )
+    ap.add_argument(
+        "--engines",
+        default="claude-bc,betterleaks,kingfisher",
+        help="--corpus: which engines, comma-separated (claude-bc's rule set: "
+        "BC_SECRET_RULES=none|FILE, default betterleaks' embedded rules where installed)",
+    )
     args = ap.parse_args()
     if args.corpus:
-        corpus_table(args.worst)
+        corpus_table(args.worst, args.every, args.engines.split(","))
         return
     rng = random.Random(0)
     n = int(args.mb * 1_000_000)
@@ -198,25 +207,30 @@ def main() -> None:
         )
 
 
-def corpus_table(worst: int) -> None:
+def corpus_table(worst: int, every: int = 1, names: list[str] | None = None) -> None:
     """The engines side by side on the secrets corpus, as Markdown tables."""
     if not rc.have_corpus():
         sys.exit(
             f"no secrets corpus at {rc.CORPUS}: it is built on this machine from gitleaks' and "
             "trufflehog's public rule tests (tests/fixtures/secrets/PROVENANCE.md)"
         )
-    engines: dict[str, rc.Engine | None] = {
-        "claude-bc": Redactor(prefilter=True).redact_text,
-        "betterleaks": rc.betterleaks_engine(),
-        "kingfisher": rc.kingfisher_engine(),
+    from capture import gitleaks_rules
+
+    makers: dict[str, Callable[[], rc.Engine | None]] = {
+        "claude-bc": lambda: Redactor(prefilter=True).redact_text,
+        "betterleaks": rc.betterleaks_engine,
+        "kingfisher": rc.kingfisher_engine,
     }
+    print(f"claude-bc's rule set: {gitleaks_rules.source()}; every {every}th record\n")
+    records = rc.corpus()[::every]
     scores = {}
-    for name, engine in engines.items():
+    for name in names or list(makers):
+        engine = makers[name]()
         if engine is None:
             print(f"({name}: not installed; pip install -e '.[bench]')")
             continue
         engine("warm up")
-        scores[name] = rc.score(engine, rc.corpus(), rc.benign_lines())
+        scores[name] = rc.score(engine, records, rc.benign_lines())
     names = list(scores)
     print(
         "| engine | gitleaks-derived recall | trufflehog-derived recall "

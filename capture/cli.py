@@ -115,6 +115,9 @@ def status_cmd(project_dir: Path) -> None:
     ends = [d for t in traces if (d := t.ended_at or t.started_at) is not None]
     click.echo(f"last capture: {max(ends).isoformat() if ends else 'never'}")
     click.echo(f"redaction and signal prefilter: {prefilter.engine()}")
+    from capture import gitleaks_rules
+
+    click.echo(f"secret rules besides our own: {gitleaks_rules.source()}")
     errors = recent_errors(5)
     click.echo(f"recent errors: {len(errors) or 'none'}")
     for e in errors:

