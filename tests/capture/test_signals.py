@@ -60,8 +60,8 @@ needs_corpus = pytest.mark.skipif(
 # Floors on the held-out test split (never used for training or for choosing thresholds;
 # scripts/train-signals reads train+dev only). Set a little under what the shipped model
 # measured (README, "Reasoning signals"), so a retrained model that gets worse fails here.
-PRECISION_FLOOR = {"constraint": 0.55, "pruning": 0.5, "self_correction": 0.7, "plan": 0.6}
-RECALL_FLOOR = {"constraint": 0.15, "pruning": 0.05, "self_correction": 0.7, "plan": 0.7}
+PRECISION_FLOOR = {"constraint": 0.55, "pruning": 0.35, "self_correction": 0.6, "plan": 0.6}
+RECALL_FLOOR = {"constraint": 0.35, "pruning": 0.2, "self_correction": 0.65, "plan": 0.7}
 
 
 @cache
@@ -81,12 +81,25 @@ def corpus_script() -> ModuleType:
     return module
 
 
+BATCH_1 = 1540  # the first batch's rows (PROVENANCE.md): a second pass on the test split only
+
+
 def documented() -> dict[str, tuple[int, int, float]]:
-    """PROVENANCE's table: positives (all), test positives, kappa per category."""
+    """PROVENANCE's batch-1 table: positives (all), test positives, kappa per category."""
     rows = re.findall(
         r"^\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \|$", PROVENANCE.read_text(), re.MULTILINE
     )
     return {c: (int(a), int(t), float(k)) for c, a, t, k in rows if c in CATEGORIES}
+
+
+def documented_batch_2() -> dict[str, tuple[int, int, int, float]]:
+    """PROVENANCE's batch-2 table: pass A, pass B, both, kappa per category."""
+    rows = re.findall(
+        r"^\| (\w+) \| (\d+) \| (\d+) \| (\d+) \| ([\d.]+) \| \d+ / \d+ \|$",
+        PROVENANCE.read_text(),
+        re.MULTILINE,
+    )
+    return {c: (int(a), int(b), int(both), float(k)) for c, a, b, both, k in rows}
 
 
 def test_the_labels_are_well_formed_and_split_by_session() -> None:
@@ -94,14 +107,15 @@ def test_the_labels_are_well_formed_and_split_by_session() -> None:
     assert len(rows) >= 1500
     keys = {"id", "source", "line", "block", "session", "kind", "split", "labels_a", "labels"}
     provenance = PROVENANCE.read_text()
-    for r in rows:
+    for i, r in enumerate(rows):
         assert set(r) - {"labels_b"} == keys, r["id"]  # no text in the repository
         assert re.fullmatch(r"[0-9a-f]{12}", r["id"]) and r["kind"] in ("text", "thinking")
         assert r["source"].split("/", 1)[0] in provenance, r["source"]  # listed, licensed
         assert r["line"] >= 1 and r["block"] >= 0
         assert r["split"] in ("train", "dev", "test")
         assert set(r["labels"]) | set(r["labels_a"]) | set(r.get("labels_b", ())) <= set(CATEGORIES)
-        assert ("labels_b" in r) == (r["split"] == "test")  # the second pass: test only
+        # the second pass: batch 1's test split, all of batch 2
+        assert ("labels_b" in r) == (r["split"] == "test" or i >= BATCH_1)
     assert len({r["id"] for r in rows}) == len(rows)
     assert len({(r["source"], r["line"], r["block"]) for r in rows}) == len(rows)
     by_session: dict[str, set[str]] = {}
@@ -111,16 +125,36 @@ def test_the_labels_are_well_formed_and_split_by_session() -> None:
     assert sum(r["split"] == "test" for r in rows) >= 300
     table = documented()
     assert set(table) == set(CATEGORIES)
+    first = rows[:BATCH_1]
     for c, (positives, test_positives, _) in table.items():
-        assert sum(c in r["labels"] for r in rows) == positives >= 15, c
-        assert sum(c in r["labels"] for r in rows if r["split"] == "test") == test_positives
+        assert sum(c in r["labels"] for r in first) == positives >= 15, c
+        assert sum(c in r["labels"] for r in first if r["split"] == "test") == test_positives
 
 
 def test_the_two_labelling_passes_agree_as_documented() -> None:
-    test = [r for r in labels() if r["split"] == "test"]
+    test = [r for r in labels()[:BATCH_1] if r["split"] == "test"]
     for c, (_, _, documented_kappa) in documented().items():
         k = kappa([c in r["labels_a"] for r in test], [c in r["labels_b"] for r in test])
         assert round(k, 2) >= documented_kappa >= 0.6, (c, k)
+    second = labels()[BATCH_1:]
+    table = documented_batch_2()
+    assert set(table) == set(CATEGORIES)
+    for c, (in_a, in_b, both, documented_kappa) in table.items():
+        a = [c in r["labels_a"] for r in second]
+        b = [c in r["labels_b"] for r in second]
+        assert (sum(a), sum(b), sum(x and y for x, y in zip(a, b, strict=True))) == (
+            in_a,
+            in_b,
+            both,
+        )
+        assert round(kappa(a, b), 2) == documented_kappa >= 0.6, c
+        # the adjudicated label only decides where the passes differ
+        for r in second:
+            assert (
+                set(r["labels_a"]) & set(r["labels_b"])
+                <= set(r["labels"])
+                <= (set(r["labels_a"]) | set(r["labels_b"]))
+            )
 
 
 def test_the_shipped_model_loads_and_is_small() -> None:
