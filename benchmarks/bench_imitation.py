@@ -15,7 +15,16 @@
 3. ``bc-train sft`` (plain LoRA on CPU) on the embedded SmolLM2-135M-Instruct.
 4. ``bc-train ppo`` (GRPO + KL to the SFT policy, replay rollouts).
 5. ``bc-train eval`` of base, SFT and RL on the held-out tasks, acting turn by turn in
-   real copies of the held-out repositories (``--repos``): one table, ``--json FILE``.
+   real copies of the held-out repositories (``--repos``).
+6. **In Claude Code** (``tests/teacher/in_claude_code.py``; ``--no-claude-code`` skips it):
+   each model of ``--cc-models`` is exported (``bc-train export``), served
+   (``bc-train serve``, training system prompt) and the real Claude Code works every
+   held-out task against it (``--max-turns``, a wall-clock limit per task), our hooks
+   capturing the sessions into a ``BC_HOME`` of their own; the captured traces are scored
+   against the teacher's with the eval's metrics and the final repository state.
+
+One table (eval columns, then "in Claude Code" columns), ``--json FILE``. To (re)run
+only stage 6 on a finished run's folder: ``--claude-code-only --from WORK``.
 """
 
 from __future__ import annotations
@@ -28,13 +37,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.teacher.families import FAMILIES, Instance, corpus, leaks  # noqa: E402
 from tests.teacher.run import Recorder  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.teacher.in_claude_code import Settings
 
 TRAIN = str(REPO / ".venv" / "bin" / "bc-train")
 ROOT = Path("/tmp/bc-imitation/repo")  # every trace names this project folder
@@ -65,6 +77,7 @@ SIZES: dict[str, dict[str, int]] = {  # per family: train, held-out (+1 reworded
     "quick": {"train": 5, "heldout": 1, "sft_steps": 40, "ppo_steps": 2},
     "full": {"train": 55, "heldout": 2, "sft_steps": 200, "ppo_steps": 8},
 }
+CC_MODELS = {"quick": "sft", "full": "base,sft,rl"}  # played in Claude Code by default
 
 
 def log(msg: str) -> None:
@@ -175,7 +188,27 @@ def main() -> int:
     ap.add_argument("--no-rl", action="store_true", help="stop after SFT (eval base and SFT)")
     ap.add_argument("--eval-turns", type=int, default=8, help="assistant turns per episode")
     ap.add_argument("--eval-tokens", type=int, default=96, help="new tokens per turn")
+    cc = ap.add_argument_group("in Claude Code (stage 6)")
+    cc.add_argument("--no-claude-code", action="store_true", help="skip stage 6")
+    cc.add_argument(
+        "--claude-code-only",
+        action="store_true",
+        help="only stage 6, on the finished run in --from (its sft/, rl/, dataset/, repos.json)",
+    )
+    cc.add_argument("--from", dest="from_work", type=Path, help="a finished run's work folder")
+    cc.add_argument(
+        "--cc-models",
+        help="models to play, of base,sft,rl (default: sft with --quick, else all trained)",
+    )
+    cc.add_argument("--cc-max-turns", type=int, default=8, help="Claude Code --max-turns")
+    cc.add_argument("--cc-timeout", type=float, default=150, help="seconds per task")
+    cc.add_argument("--cc-max-tokens", type=int, default=128, help="tokens per reply")
+    cc.add_argument("--cc-tasks", type=int, help="only the first N held-out tasks")
     args = ap.parse_args()
+    if args.claude_code_only:
+        if args.from_work is None:
+            ap.error("--claude-code-only needs --from WORK")
+        return claude_code_only(args)
     size = dict(SIZES["quick" if args.quick else "full"])
     for key, value in (
         ("train", args.train_per_family),
@@ -300,7 +333,6 @@ def main() -> int:
         env,
         "eval",
     )
-    timings["total_s"] = time.monotonic() - t_start
     results = json.loads((work / "eval" / "results.json").read_text())
     sft_summary = json.loads((sft / "metrics.json").read_text())["summary"]
     report = {
@@ -310,15 +342,104 @@ def main() -> int:
         "instances": {"train": len(train), "heldout": len(held)},
         "dataset": {"samples": stats["samples"], "tokens": stats["tokens"]},
         "captured_now": runs,
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "timings_s": {},
         "sft": sft_summary,
         "models": {r["name"]: r["metrics"] for r in results},
         "work": str(work),
     }
+    if not args.no_claude_code:
+        t0 = time.monotonic()
+        report["in_claude_code"] = in_claude_code(args, work, cc_settings(args))
+        timings["claude_code_s"] = time.monotonic() - t0
+    timings["total_s"] = time.monotonic() - t_start
+    report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    return finish(report, args.json)
+
+
+def finish(report: dict[str, Any], json_out: Path | None) -> int:
     print(table(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+# --- stage 6: in Claude Code ------------------------------------------------------------------
+
+
+def cc_settings(args: argparse.Namespace) -> Settings:
+    from tests.teacher.in_claude_code import Settings
+
+    return Settings(
+        max_turns=args.cc_max_turns, task_timeout_s=args.cc_timeout, max_tokens=args.cc_max_tokens
+    )
+
+
+def cc_models(work: Path, wanted: str) -> list[tuple[str, Path]]:
+    """``(name, folder)`` of the models to play: the base (the folder SFT trained on),
+    ``sft/`` and ``rl/`` where they exist."""
+    found: dict[str, Path] = {}
+    run_file = work / "sft" / "run.json"
+    if run_file.is_file():
+        base = Path(json.loads(run_file.read_text()).get("base") or "")
+        if (base / "config.json").is_file():
+            found["base"] = base
+        found["sft"] = work / "sft"
+    if (work / "rl" / "run.json").is_file():
+        found["rl"] = work / "rl"
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ("base", "sft", "rl")]
+    if unknown:
+        raise SystemExit(f"--cc-models: unknown model(s) {unknown} (base, sft, rl)")
+    missing = [n for n in names if n not in found and n != "rl"]
+    if missing:
+        raise SystemExit(f"no {', '.join(missing)} model in {work}")
+    return [(n, found[n]) for n in names if n in found]
+
+
+def in_claude_code(
+    args: argparse.Namespace, work: Path, settings: Settings
+) -> dict[str, dict[str, Any]]:
+    from tests.teacher.in_claude_code import stage
+
+    wanted = args.cc_models or CC_MODELS["quick" if args.quick else "full"]
+    models = cc_models(work, wanted)
+    out = work / "claude_code"
+    results = stage(
+        models, work / "dataset", work / "repos.json", out, settings, log, args.cc_tasks
+    )
+    for name, r in results.items():
+        if "error" in r:
+            log(f"in Claude Code, {name}: FAILED: {r['error']}")
+    return results
+
+
+def claude_code_only(args: argparse.Namespace) -> int:
+    """Stage 6 alone on a finished run's folder; the table shows its eval beside it."""
+    work: Path = args.from_work
+    for need in ("dataset/eval.jsonl", "repos.json", "sft/run.json"):
+        if not (work / need).is_file():
+            raise SystemExit(f"{work} is not a finished bench_imitation run: no {need}")
+    t0 = time.monotonic()
+    results_file = work / "eval" / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else []
+    repos = json.loads((work / "repos.json").read_text())
+    stats_file = work / "dataset" / "stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+    train_file = work / "train_traces.jsonl"
+    trained = len(train_file.read_text().splitlines()) if train_file.is_file() else 0
+    report: dict[str, Any] = {
+        "mode": "claude-code-only",
+        "families": list(FAMILIES),
+        "instances": {"train": trained, "heldout": len(repos)},
+        "dataset": {k: stats.get(k) for k in ("samples", "tokens")},
+        "models": {r["name"]: r["metrics"] for r in results},
+        "work": str(work),
+    }
+    if args.cc_models is None:
+        args.cc_models = "sft"
+    report["in_claude_code"] = in_claude_code(args, work, cc_settings(args))
+    report["timings_s"] = {"claude_code_s": round(time.monotonic() - t0, 1)}
+    return finish(report, args.json)
 
 
 ROWS = (
@@ -337,20 +458,37 @@ ROWS = (
 )
 
 
+CC_ROWS = ("call_turn_rate", "finished", "max_turns_hit", "timed_out", "model_turns", "wall_s")
+
+
 def table(report: dict[str, Any]) -> str:
-    names = list(report["models"])
+    """The eval's columns, then one "in Claude Code" column per model played there (its
+    extra rows: how the sessions ran; n/a for the eval's columns)."""
+    cc = {n: r for n, r in (report.get("in_claude_code") or {}).items() if "metrics" in r}
+    cols = [(n, m) for n, m in report["models"].items()]
+    cols += [(f"{n} in Claude Code", r["metrics"]) for n, r in cc.items()]
     lines = [
         f"held-out: {report['instances']['heldout']} tasks ({len(report['families'])} families, "
         f"one reworded each); trained on {report['instances']['train']} teacher traces",
-        "| metric | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
+        "| metric | " + " | ".join(n for n, _ in cols) + " |",
+        "|---|" + "---:|" * len(cols),
     ]
+    runs = [None] * len(report["models"]) + [r["runs"] for r in cc.values()]
     for row in ROWS:
-        cells = []
-        for n in names:
-            v = report["models"][n].get(row)
-            cells.append("n/a" if v is None else f"{v:.3f}")
+        cells = ["n/a" if m.get(row) is None else f"{m[row]:.3f}" for _, m in cols]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    if cc:
+        for row in CC_ROWS:
+            cells = ["n/a" if r is None else f"{r[row]:.3f}" for r in runs]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    for name, r in (report.get("in_claude_code") or {}).items():
+        if "error" in r:
+            lines.append(f"{name} in Claude Code: FAILED: {r['error']}")
+        else:
+            lines.append(
+                f"{name} in Claude Code, timings (s): "
+                + ", ".join(f"{k} {v}" for k, v in r["timings_s"].items())
+            )
     lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in report["timings_s"].items()))
     return "\n".join(lines)
 
