@@ -458,7 +458,15 @@ ROWS = (
 )
 
 
-CC_ROWS = ("call_turn_rate", "finished", "max_turns_hit", "timed_out", "model_turns", "wall_s")
+CC_ROWS = (
+    "call_turn_rate",
+    "finished",
+    "api_error",
+    "max_turns_hit",
+    "timed_out",
+    "model_turns",
+    "wall_s",
+)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -479,7 +487,7 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     if cc:
         for row in CC_ROWS:
-            cells = ["n/a" if r is None else f"{r[row]:.3f}" for r in runs]
+            cells = ["n/a" if r is None or row not in r else f"{r[row]:.3f}" for r in runs]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
     for name, r in (report.get("in_claude_code") or {}).items():
         if "error" in r:

@@ -353,7 +353,10 @@ def score(
     runs = {
         "call_turn_rate": sum(p.call_turns for p in played_all) / replies if replies else 0.0,
         "captured": sum(p.source == "hooks" for p in played_all) / n,
-        "finished": sum(p.stop == "success" for p in played_all) / n,
+        # ended with an answer of the model's (not Claude Code's "API Error: …" text, e.g.
+        # after its output-token recovery gave up on a model that never stops)
+        "finished": sum(p.stop == "success" and not _api_error(p.answer) for p in played_all) / n,
+        "api_error": sum(_api_error(p.answer) for p in played_all) / n,
         "max_turns_hit": sum(p.stop == "error_max_turns" for p in played_all) / n,
         "timed_out": sum(p.timed_out for p in played_all) / n,
         "model_turns": replies / n,
@@ -425,6 +428,10 @@ def stage(
             "timings_s": {k: round(v, 1) for k, v in timings.items()},
         }
     return results
+
+
+def _api_error(answer: str) -> bool:
+    return answer.lstrip().startswith("API Error")
 
 
 def _exported(folder: Path, gguf: str) -> Path | None:

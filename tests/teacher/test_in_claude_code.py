@@ -182,3 +182,12 @@ def test_claude_code_against_a_model_that_only_talks(tmp_path: Path) -> None:
     result, _ = score("talker", "fake", [task], {inst.prompt: (played, trace, turns)})
     assert result.metrics["parsable_call_rate"] == 0.0
     assert result.metrics["final_state"] == 1.0  # nothing to change, nothing changed
+
+
+def test_claude_code_giving_up_on_a_model_that_never_stops_is_not_finished() -> None:
+    ref = _reference()
+    text = "API Error: Claude's response exceeded the 128000 output token maximum."
+    played = Played(ref.user_prompt, stop="success", answer=text)
+    turns = stream_turns(_stream(("blah blah", []), (text, [])))
+    _, runs = score("sft", "x", [_task()], {ref.user_prompt: (played, None, turns)})
+    assert runs["finished"] == 0.0 and runs["api_error"] == 1.0
