@@ -258,9 +258,34 @@ def load_model(base: Base, device: str, four_bit: bool, tokenizer: Any) -> tuple
     new_rows = [i for i in range(old, len(tokenizer))]
     if len(tokenizer) > old:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        init_new_rows(model, tokenizer, new_rows)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, new_rows
+
+
+def init_new_rows(model: Any, tokenizer: Any, rows: list[int]) -> None:
+    """Start each added special token at the mean embedding of its name's words.
+
+    Mean resizing gives every new row nearly the same vector, so ``<|python_tag|>`` and
+    ``<|eot_id|>`` start with equal logits and a short SFT does not pull them apart:
+    measured on SmolLM2-135M after 40 steps, the two logits differed by 0.3 where a call
+    was due, and the model ended its turns instead of calling. Rows from the words
+    ("python tag", "eot id") start apart, deterministically."""
+    import torch
+
+    size = int(model.get_input_embeddings().weight.shape[0]) - len(rows)
+    tables = [model.get_input_embeddings().weight]
+    out = model.get_output_embeddings()
+    if out is not None and out.weight.data_ptr() != tables[0].data_ptr():
+        tables.append(out.weight)
+    with torch.no_grad():
+        for row in rows:
+            name = str(tokenizer.convert_ids_to_tokens(row)).strip("<|>").replace("_", " ")
+            ids = [i for i in tokenizer.encode(name, add_special_tokens=False) if i < size]
+            if ids:
+                for table in tables:
+                    table[row] = table[ids].float().mean(dim=0).to(table.dtype)
 
 
 def lora_config(s: SFTSettings, new_rows: list[int]) -> Any:

@@ -246,3 +246,24 @@ def test_two_process_accelerate_launch(tiny_model: Path, dataset: Path, tmp_path
     # 4 samples, batch 1 per process, 2 processes: an epoch is 2 steps
     assert state["global_step"] == 3 and state["epoch"] == pytest.approx(1.5)
     assert lora_b_norm(out / "adapter") > 0
+
+
+def test_added_special_tokens_start_apart_from_their_names() -> None:
+    # SmolLM2 lacks Llama 3.1's tokens: mean resizing starts <|python_tag|> and <|eot_id|>
+    # with near-equal rows, and a short SFT then ended its turns where a call was due
+    import torch
+
+    from training.sft import embedded_base, load_model, load_tokenizer, resolve_base
+
+    base = resolve_base("embedded:smollm2")
+    assert Path(base.path) == embedded_base()
+    tok = load_tokenizer(base.path)
+    model, rows = load_model(base, "cpu", False, tok)
+    table = model.get_input_embeddings().weight
+    tag, eot = (tok.convert_tokens_to_ids(t) for t in ("<|python_tag|>", "<|eot_id|>"))
+    assert {tag, eot} <= set(rows)
+    words = tok.encode("python tag", add_special_tokens=False)
+    assert torch.allclose(table[tag], table[words].mean(dim=0))
+    cos = torch.nn.functional.cosine_similarity(table[tag], table[eot], dim=0)
+    assert float(cos) < 0.9
+    assert model.get_output_embeddings().weight.data_ptr() == table.data_ptr()  # tied
