@@ -70,6 +70,7 @@ class Played:
     timed_out: bool = False
     wall_s: float = 0.0
     stop: str | None = None  # the result message's subtype (success, error_max_turns, …)
+    api_error: bool = False  # Claude Code ended on its own "API Error: …" (not the model's)
     model_turns: int = 0  # assistant API replies Claude Code got
     call_turns: int = 0  # of those, replies with at least one tool_use
     calls: list[str] = field(default_factory=list)  # tool names in order
@@ -204,6 +205,7 @@ def run_task(
     )
     result = next((m for m in reversed(messages) if m.get("type") == "result"), None)
     played.stop = str(result.get("subtype")) if result else None
+    played.api_error = result is not None and _api_error(str(result.get("result") or ""))
     if proc.returncode and not played.timed_out and result is None:
         played.error = (err or "")[-300:]
     return played, messages
@@ -215,9 +217,11 @@ def stream_turns(messages: Sequence[dict[str, Any]]) -> list[ParsedTurn]:
     order: list[str] = []
     blocks: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
+        msg = m.get("message") or {}
         if m.get("type") != "assistant" or m.get("parent_tool_use_id"):
             continue
-        msg = m.get("message") or {}
+        if msg.get("model") == "<synthetic>":  # Claude Code's own text (an API error)
+            continue
         key = str(msg.get("id") or len(order))
         if key not in blocks:
             order.append(key)
@@ -287,6 +291,9 @@ def play(
         played, messages = run_task(prompt, root, recorder, base_url, settings)
         played.final_state = snapshot(root) == final_files
         runs.append((played, messages))
+        streams = work / "streams"  # Claude Code's stream-json of each task, for audit
+        streams.mkdir(exist_ok=True)
+        (streams / f"{k:02d}.jsonl").write_text("".join(json.dumps(m) + "\n" for m in messages))
         if log:
             log(
                 f"  {k}/{len(tasks)} {played.stop or 'no result'} in {played.wall_s:.0f}s"
@@ -355,8 +362,8 @@ def score(
         "captured": sum(p.source == "hooks" for p in played_all) / n,
         # ended with an answer of the model's (not Claude Code's "API Error: …" text, e.g.
         # after its output-token recovery gave up on a model that never stops)
-        "finished": sum(p.stop == "success" and not _api_error(p.answer) for p in played_all) / n,
-        "api_error": sum(_api_error(p.answer) for p in played_all) / n,
+        "finished": sum(p.stop == "success" and not p.api_error for p in played_all) / n,
+        "api_error": sum(p.api_error for p in played_all) / n,
         "max_turns_hit": sum(p.stop == "error_max_turns" for p in played_all) / n,
         "timed_out": sum(p.timed_out for p in played_all) / n,
         "model_turns": replies / n,

@@ -187,7 +187,10 @@ def test_claude_code_against_a_model_that_only_talks(tmp_path: Path) -> None:
 def test_claude_code_giving_up_on_a_model_that_never_stops_is_not_finished() -> None:
     ref = _reference()
     text = "API Error: Claude's response exceeded the 128000 output token maximum."
-    played = Played(ref.user_prompt, stop="success", answer=text)
-    turns = stream_turns(_stream(("blah blah", []), (text, [])))
+    played = Played(ref.user_prompt, stop="success", api_error=True)
+    stream = _stream(("blah blah", []), (text, []))
+    stream[-1]["message"]["model"] = "<synthetic>"  # Claude Code's, not the model's
+    turns = stream_turns(stream)
+    assert [t.content for t in turns] == ["blah blah"]
     _, runs = score("sft", "x", [_task()], {ref.user_prompt: (played, None, turns)})
     assert runs["finished"] == 0.0 and runs["api_error"] == 1.0
