@@ -139,8 +139,11 @@ def to_chat(body: Mapping[str, Any], training_system: str | None = None) -> Prom
         blocks = _blocks(m.get("content", ""))
         if m["role"] == "assistant":
             messages.append(_assistant(blocks, names))
-        elif m["role"] == "system":  # Claude Code sends mid-conversation system turns
-            messages.append({"role": "system", "content": _text_of(blocks, False)})
+        elif m["role"] == "system":
+            # Claude Code 2.1.x sends its environment block (folder, platform, permission
+            # guidance) as a mid-conversation system turn; training chats never hold it
+            if not training:
+                messages.append({"role": "system", "content": _text_of(blocks, False)})
         else:
             messages.extend(_user(blocks, names, training))
     tools = [

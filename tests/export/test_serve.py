@@ -208,6 +208,7 @@ def test_requests_render_as_the_training_chats() -> None:
                     }
                 ],
             },
+            {"role": "system", "content": "# Environment\nWorking directory: /p"},
         ],
     }
     prompt = chat.to_chat(body, DEFAULT_SYSTEM)
@@ -228,6 +229,10 @@ def test_requests_render_as_the_training_chats() -> None:
     as_sent = chat.to_chat(body)
     assert as_sent.messages[0]["content"] == "Claude Code's long system prompt"
     assert "CLAUDE.md" in as_sent.messages[1]["content"]
+    assert as_sent.messages[-1] == {
+        "role": "system",
+        "content": "# Environment\nWorking directory: /p",
+    }
 
 
 def test_our_renderer_matches_transformers(tiny_model: Path) -> None:
