@@ -154,6 +154,13 @@ def _summary(report: object, out: Path, stem: str) -> str:
     "another machine; repeatable).",
 )
 @click.option(
+    "--tool-schemas",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Training mode: the tool schemas the model was trained with (the dataset's "
+    "tool_schemas file); they replace the request's tools of the same name.",
+)
+@click.option(
     "--grammar",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -170,10 +177,13 @@ def serve_cmd(
     name: str | None,
     grammar: Path | None,
     allow_hosts: tuple[str, ...],
+    tool_schemas: Path | None,
 ) -> None:
     """Serve MODEL.gguf as an Anthropic Messages API (for ANTHROPIC_BASE_URL)."""
     from export.serve import LocalModel, Server, serve
+    from training.dataset import load_tool_schemas
 
+    schemas = load_tool_schemas(tool_schemas) if tool_schemas else []
     model = LocalModel(gguf_path, n_ctx=n_ctx, name=name)
     try:
         server = Server(
@@ -184,6 +194,7 @@ def serve_cmd(
             temperature=temperature,
             grammar=grammar.read_text() if grammar else None,
             allow_hosts=allow_hosts,
+            tool_schemas=schemas,
         )
     except OSError as exc:
         raise BCError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

@@ -119,12 +119,17 @@ class Prompt:
     tools: list[JSON]
 
 
-def to_chat(body: Mapping[str, Any], training_system: str | None = None) -> Prompt:
+def to_chat(
+    body: Mapping[str, Any],
+    training_system: str | None = None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Prompt:
     """An Anthropic Messages request as a training-format chat.
 
     With ``training_system`` set, the request's system prompt is replaced by it, tool
     schemas are compacted and Claude Code's injected reminders are dropped, exactly as
-    ``bc-train dataset`` does for training chats.
+    ``bc-train dataset`` does for training chats; ``schemas`` (by tool name) then stand in
+    for the request's own, as the dataset's ``tool_schemas`` did in training.
     """
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
@@ -147,7 +152,10 @@ def to_chat(body: Mapping[str, Any], training_system: str | None = None) -> Prom
         else:
             messages.extend(_user(blocks, names, training))
     tools = [
-        to_hf_tool(t, "compact" if training else "full")
+        to_hf_tool(
+            dict((schemas or {}).get(t["name"], t)) if training else t,
+            "compact" if training else "full",
+        )
         for t in body.get("tools") or []
         if isinstance(t, dict) and isinstance(t.get("name"), str) and "input_schema" in t
     ]

@@ -349,6 +349,7 @@ class Server(ThreadingHTTPServer):
         grammar: str | None = None,
         allow_hosts: Sequence[str] = (),
         max_body: int = MAX_BODY,
+        tool_schemas: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         super().__init__(address, _Handler)
         # Host names besides localhost/127.0.0.1/[::1] a request may name (--allow-host)
@@ -359,6 +360,8 @@ class Server(ThreadingHTTPServer):
         self.training_system = DEFAULT_SYSTEM if system == "training" else None
         self.temperature = temperature
         self.grammar = grammar  # GBNF every reply must match (a forced tool call wins)
+        # the schemas the model was trained with, by name (training mode: --tool-schemas)
+        self.tool_schemas = {str(t["name"]): t for t in tool_schemas}
 
     @property
     def base_url(self) -> str:
@@ -373,7 +376,7 @@ class Server(ThreadingHTTPServer):
             raise _invalid("max_tokens: a positive integer is required")
         params = _sampling(body, self.temperature)
         try:
-            prompt = chat.to_chat(body, self.training_system)
+            prompt = chat.to_chat(body, self.training_system, self.tool_schemas)
         except BCError as exc:
             raise _invalid(str(exc)) from exc
         tokens = self.model.tokens(prompt)
@@ -392,7 +395,9 @@ class Server(ThreadingHTTPServer):
         if not isinstance(body, dict):
             raise _invalid("the request body must be a JSON object")
         try:
-            return len(self.model.tokens(chat.to_chat(body, self.training_system)))
+            return len(
+                self.model.tokens(chat.to_chat(body, self.training_system, self.tool_schemas))
+            )
         except BCError as exc:
             raise _invalid(str(exc)) from exc
 

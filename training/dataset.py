@@ -376,7 +376,7 @@ def build(traces: list[ClaudeTrace], cfg: DatasetConfig) -> Built:
         tokenizer_counters(cfg.tokenizer) if cfg.tokenizer else (approx_chat_tokens, approx_tokens)
     )
     fallback = (
-        default_tool_schemas() if cfg.tool_schemas is None else _load_schemas(cfg.tool_schemas)
+        default_tool_schemas() if cfg.tool_schemas is None else load_tool_schemas(cfg.tool_schemas)
     )
     out = Built()
     kept = _keep(traces, cfg, out.excluded)
@@ -457,7 +457,8 @@ def _session(trace: ClaudeTrace) -> str:
     return trace.session_id or trace.trace_id
 
 
-def _load_schemas(path: Path) -> list[dict[str, Any]]:
+def load_tool_schemas(path: Path) -> list[dict[str, Any]]:
+    """Anthropic-format tool schemas from a JSON file (one clear error when unusable)."""
     try:
         tools = _anthropic_tools(json.loads(path.read_text()))
     except (OSError, ValueError) as exc:

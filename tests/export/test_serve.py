@@ -226,6 +226,11 @@ def test_requests_render_as_the_training_chats() -> None:
         {"role": "tool", "name": "Read", "content": "x = 1"},
     ]
     assert prompt.tools == [to_hf_tool(READ, "compact")]
+    # serve --tool-schemas: the schemas the model was trained with stand in by name
+    short = {"name": "Read", "description": "Read a file.", "input_schema": {"type": "object"}}
+    trained = chat.to_chat(body, DEFAULT_SYSTEM, {"Read": short})
+    assert trained.tools == [to_hf_tool(short, "compact")] != prompt.tools
+    assert chat.to_chat(body, None, {"Read": short}).tools == [to_hf_tool(READ, "full")]
     as_sent = chat.to_chat(body)
     assert as_sent.messages[0]["content"] == "Claude Code's long system prompt"
     assert "CLAUDE.md" in as_sent.messages[1]["content"]
