@@ -349,7 +349,7 @@ def main() -> int:
     }
     if not args.no_claude_code:
         t0 = time.monotonic()
-        report["in_claude_code"] = in_claude_code(args, work, cc_settings(args))
+        report["in_claude_code"] = in_claude_code(args, work, cc_settings(args, work))
         timings["claude_code_s"] = time.monotonic() - t0
     timings["total_s"] = time.monotonic() - t_start
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
@@ -366,11 +366,15 @@ def finish(report: dict[str, Any], json_out: Path | None) -> int:
 # --- stage 6: in Claude Code ------------------------------------------------------------------
 
 
-def cc_settings(args: argparse.Namespace) -> Settings:
+def cc_settings(args: argparse.Namespace, work: Path) -> Settings:
     from tests.teacher.in_claude_code import Settings
 
+    tools = work / "tools.json"  # the compact schemas the dataset trained with
     return Settings(
-        max_turns=args.cc_max_turns, task_timeout_s=args.cc_timeout, max_tokens=args.cc_max_tokens
+        max_turns=args.cc_max_turns,
+        task_timeout_s=args.cc_timeout,
+        max_tokens=args.cc_max_tokens,
+        tool_schemas=tools if tools.is_file() else None,
     )
 
 
@@ -437,7 +441,7 @@ def claude_code_only(args: argparse.Namespace) -> int:
     }
     if args.cc_models is None:
         args.cc_models = "sft"
-    report["in_claude_code"] = in_claude_code(args, work, cc_settings(args))
+    report["in_claude_code"] = in_claude_code(args, work, cc_settings(args, work))
     report["timings_s"] = {"claude_code_s": round(time.monotonic() - t0, 1)}
     return finish(report, args.json)
 

@@ -58,6 +58,7 @@ class Settings:
     temperature: float = 0.0  # bc-train serve --temperature (Claude Code sends none): greedy
     system: str = "training"  # bc-train serve --system
     gguf: str = "q4_k_m"  # which export to serve: q4_k_m (the one shipped) or f16
+    tool_schemas: Path | None = None  # bc-train serve --tool-schemas: those trained with
 
 
 @dataclass
@@ -116,6 +117,8 @@ def serving(gguf: Path, log: Path, settings: Settings, timeout: float = 180) -> 
         "--temperature",
         str(settings.temperature),
     ]
+    if settings.tool_schemas is not None:
+        cmd += ["--tool-schemas", str(settings.tool_schemas)]
     with log.open("w") as err:
         proc = subprocess.Popen(
             cmd,
