@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,9 @@ class RLSettings(_Settings):
     eval_dataset: Path | None = None  # where eval.jsonl is (default: dataset)
     out: Path = Field(default_factory=lambda: paths.data_dir() / "models" / "ppo")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # 4bit: the merged SFT policy is quantized to NF4 and the RL LoRA trains on it (QLoRA),
+    # wherever bitsandbytes runs NF4 (CPU too); auto: on CUDA only, as for bc-train sft
+    quantization: Literal["auto", "4bit", "none"] = "auto"
     beta: float = Field(0.04, gt=0)  # KL coefficient to the SFT policy: must be > 0
     epsilon: float = Field(0.2, gt=0)  # PPO clip range
     num_iterations: int = Field(2, ge=1)  # updates per generated batch (clipping needs > 1)
@@ -243,7 +247,16 @@ def train(s: RLSettings) -> Path:
         log(f"no held-out samples in {held_dir}/eval.jsonl: the quality gate is off")
     policy = load_policy(str(s.sft), s.device)
     device = str(next(policy.model.parameters()).device)
-    log(f"policy: {' + '.join(policy.chain)} (SFT LoRA merged); reference for the KL: the same")
+    work = _work_dir(s.out)
+    from training.sft import use_4bit
+
+    four_bit = use_4bit(s.quantization, device.split(":")[0])
+    if four_bit:
+        policy.model = quantized(policy.model, policy.tokenizer, work / "merged", device)
+    log(
+        f"policy: {' + '.join(policy.chain)} (SFT LoRA merged"
+        f"{'; NF4 4-bit, QLoRA' if four_bit else ''}); reference for the KL: the same"
+    )
     log(
         f"GRPO: beta {s.beta}, clip {s.epsilon}, {s.num_generations} episodes per prompt, "
         f"up to {s.max_turns} turns each against the replay environment"
@@ -252,7 +265,6 @@ def train(s: RLSettings) -> Path:
     train_ds = Dataset.from_dict(
         {"prompt": [t.prompt for t in tasks], "trace_id": [t.trace_id for t in tasks]}
     )
-    work = _work_dir(s.out)
     cpu = not device.startswith("cuda")
     args = GRPOConfig(
         output_dir=str(work / "checkpoints"),
@@ -309,6 +321,24 @@ def train(s: RLSettings) -> Path:
         _finish(s, trainer, policy, work, reward, history, gate.passed_at)
     trainer.accelerator.wait_for_everyone()
     return s.out
+
+
+def quantized(model: Any, tokenizer: Any, folder: Path, device: str) -> Any:
+    """The merged policy reloaded in NF4 4-bit and made ready for k-bit training.
+
+    bitsandbytes quantizes while loading, so the merged model goes through a folder
+    (deleted after loading)."""
+    from peft import prepare_model_for_kbit_training
+
+    from training.sft import Base, load_model
+
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    dev = "cuda" if device.startswith("cuda") else "cpu"
+    four, _ = load_model(Base(str(folder), "the merged SFT policy"), dev, True, tokenizer)
+    shutil.rmtree(folder, ignore_errors=True)
+    prepare: Any = prepare_model_for_kbit_training  # untyped
+    return prepare(four, use_gradient_checkpointing=False)
 
 
 def _bf16() -> bool:

@@ -104,6 +104,39 @@ def test_grpo_moves_off_the_sft_policy_with_kl_and_stops_at_the_gate(
     assert not out.with_name("ppo.partial").exists()
 
 
+def test_grpo_trains_a_qlora_policy_on_cpu(
+    trained: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # quantization 4bit: the merged SFT policy in NF4, the RL LoRA on top (bitsandbytes on CPU)
+    out = trained["root"] / "ppo-4bit"
+    settings = rl.RLSettings(
+        sft=trained["sft"],
+        dataset=trained["dataset"],
+        out=out,
+        device="cpu",
+        quantization="4bit",
+        max_steps=2,
+        num_generations=2,
+        num_iterations=2,
+        max_turns=1,
+        max_new_tokens=8,
+        max_completion_length=32,
+        learning_rate=5e-3,
+        save_steps=2,
+        eval_steps=2,
+        eval_samples=1,
+        gate=-1.0,
+        progress=False,
+    )
+    rl.train(settings)
+    assert "NF4 4-bit, QLoRA" in capsys.readouterr().err
+    weights = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    lora_b = [w for k, w in weights.items() if "lora_B" in k]
+    assert lora_b and any(float(w.abs().max()) > 0 for w in lora_b)  # it trained
+    assert json.loads((out / "run.json").read_text())["settings"]["quantization"] == "4bit"
+    assert not (out / "merged").exists()  # the full-precision copy is not left behind
+
+
 def test_mined_set_is_ranked_weighted_and_sft_trains_on_it(trained: dict[str, Path]) -> None:
     out = trained["root"] / "mined"
     report = mine.run(
