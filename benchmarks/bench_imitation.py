@@ -186,6 +186,10 @@ def main() -> int:
     ap.add_argument("--sft-steps", type=int)
     ap.add_argument("--ppo-steps", type=int)
     ap.add_argument("--no-rl", action="store_true", help="stop after SFT (eval base and SFT)")
+    ap.add_argument(
+        "--families",
+        help=f"only these task families, comma-separated (default: all of {','.join(FAMILIES)})",
+    )
     ap.add_argument("--eval-turns", type=int, default=8, help="assistant turns per episode")
     ap.add_argument("--eval-tokens", type=int, default=96, help="new tokens per turn")
     cc = ap.add_argument_group("in Claude Code (stage 6)")
@@ -228,6 +232,11 @@ def main() -> int:
     timings: dict[str, float] = {}
 
     train, held = corpus(size["train"], size["heldout"], args.seed)
+    families = args.families.split(",") if args.families else list(FAMILIES)
+    if unknown := set(families) - set(FAMILIES):
+        raise SystemExit(f"unknown families: {sorted(unknown)} (known: {', '.join(FAMILIES)})")
+    train = [i for i in train if i.family in families]
+    held = [i for i in held if i.family in families]
     problems = leaks(train, held)
     if problems:
         raise SystemExit(f"the held-out split leaks into training: {problems[:5]}")
@@ -326,9 +335,9 @@ def main() -> int:
             "--out",
             str(work / "eval"),
             "--max-turns",
-            "8",
+            str(args.eval_turns),
             "--max-new-tokens",
-            "96",
+            str(args.eval_tokens),
         ],
         env,
         "eval",
@@ -338,7 +347,7 @@ def main() -> int:
     report = {
         "mode": "quick" if args.quick else "full",
         "size": size,
-        "families": list(FAMILIES),
+        "families": families,
         "instances": {"train": len(train), "heldout": len(held)},
         "dataset": {"samples": stats["samples"], "tokens": stats["tokens"]},
         "captured_now": runs,
