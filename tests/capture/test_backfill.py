@@ -508,7 +508,10 @@ def test_large_transcript_imports_in_bounded_memory(tmp_path: Path) -> None:
     )
     assert f"{n} new traces" in out_text
     assert peak - base < size / 10, (peak, base)
-    assert peak < size * 0.75
+    # below the file's own size: reading it whole would need more. (The fixed footprint,
+    # ~70 MB with interpreter, libraries and the 420 betterleaks-derived rules compiled,
+    # is most of the peak: 81 MB measured on CI, where 0.75 x size was once the bound.)
+    assert peak < size, (peak, size)
     assert store_of(tmp_path / "h2").count() == n
 
 
