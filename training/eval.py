@@ -203,7 +203,7 @@ def score_episodes(
         got_keys = call_keys(trace) if trace else []
         traj = trajectory_scores(got_keys, call_keys(want))
         acts = call_scores(got_keys, call_keys(want))
-        parsed_turns = turns[len(result.episodes)] if turns is not None else _turns_of(trace)
+        parsed_turns = turns[len(result.episodes)] if turns is not None else turns_of(trace)
         acts["parsable_call_rate"] = parsable_call_rate(parsed_turns, call_turns(want))
         want_c = reward.reference_features(task.trace_id).constraints
         got_c = extract_signals(trace).constraints_detected if trace else []
@@ -247,14 +247,22 @@ def score_episodes(
     return result
 
 
-def _turns_of(trace: ClaudeTrace | None) -> list[ParsedTurn]:
-    """The turns of a candidate trace (its calls grouped by batch), for scoring outside eval."""
-    if trace is None:
-        return []
-    batches: dict[int | None, list[dict[str, Any]]] = {}
-    for c in trace.tool_calls:
-        batches.setdefault(c.batch, []).append({"name": c.tool, "arguments": c.args})
-    return [ParsedTurn("", tool_calls=calls) for calls in batches.values()]
+def turns_of(trace: ClaudeTrace | None) -> list[ParsedTurn]:
+    """A trace's main-agent call turns, in order: the calls of one API message (or batch)
+    together, with the reasoning before them (for scoring a captured or candidate trace)."""
+    turns: list[ParsedTurn] = []
+    last: object = object()
+    for c in trace.tool_calls if trace is not None else []:
+        if c.agent_id:
+            continue
+        key = c.message_id or c.batch
+        call = {"name": c.tool, "arguments": dict(c.args)}
+        if turns and key is not None and key == last:
+            turns[-1].tool_calls.append(call)
+        else:
+            turns.append(ParsedTurn(c.reasoning, tool_calls=[call]))
+        last = key
+    return turns
 
 
 def evaluate(

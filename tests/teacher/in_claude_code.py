@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from capture.schema import ClaudeTrace
+from capture.store import TraceStorage
 from tests.claude_code import claude_args, claude_env, parse_stream_json
 from tests.teacher.run import Recorder, snapshot, write_repo
-from training.eval import ModelResult, score_episodes
+from training.eval import ModelResult, score_episodes, turns_of
 from training.policy import Task
 from training.replay import candidate_trace
 from training.template import ParsedTurn
@@ -242,37 +243,9 @@ def stream_turns(messages: Sequence[dict[str, Any]]) -> list[ParsedTurn]:
     return turns
 
 
-def trace_turns(trace: ClaudeTrace) -> list[ParsedTurn]:
-    """A captured trace's call turns (calls of one API message together), in order."""
-    turns: list[ParsedTurn] = []
-    last: object = object()
-    for c in trace.tool_calls:
-        if c.agent_id:
-            continue
-        key = c.message_id or c.batch
-        call = {"name": c.tool, "arguments": dict(c.args)}
-        if turns and key is not None and key == last:
-            turns[-1].tool_calls.append(call)
-        else:
-            turns.append(ParsedTurn(c.reasoning, tool_calls=[call]))
-        last = key
-    return turns
-
-
 def captured(bc_home: Path) -> dict[str, ClaudeTrace]:
     """The latest captured trace of each session in ``bc_home``'s store, by session id."""
-    store = bc_home / "traces" / "traces.jsonl"
-    out: dict[str, ClaudeTrace] = {}
-    if not store.exists():
-        return out
-    for line in store.read_text().splitlines():
-        try:
-            trace = ClaudeTrace.model_validate(json.loads(line))
-        except ValueError:
-            continue
-        if trace.session_id:
-            out[trace.session_id] = trace
-    return out
+    return {t.session_id: t for t in TraceStorage(bc_home / "traces").load_traces() if t.session_id}
 
 
 def play(
@@ -354,7 +327,7 @@ def score(
     for task in tasks:
         played, trace, model_turns = outcomes[task.reference.user_prompt]
         traces.append(candidate(trace, model_turns, task.reference))
-        turns.append(model_turns or (trace_turns(trace) if trace is not None else []))
+        turns.append(model_turns or turns_of(trace))
         final.append(played.final_state)
     result = score_episodes(name, spec, list(tasks), traces, turns, final)
     played_all = [outcomes[t.reference.user_prompt][0] for t in tasks]

@@ -22,10 +22,10 @@ from tests.teacher.in_claude_code import (
     play,
     score,
     stream_turns,
-    trace_turns,
 )
 from training.config import DatasetConfig
 from training.dataset import to_messages
+from training.eval import turns_of
 from training.policy import Task, reference_from_chat
 from training.template import ParsedTurn
 
@@ -88,7 +88,7 @@ def test_trace_turns_group_calls_by_api_message() -> None:
         ToolCall(tool="Read", args={}, message_id="m1", batch=0),
         ToolCall(tool="Bash", args={}, message_id="m2", batch=1),
     ]
-    assert [len(t.tool_calls) for t in trace_turns(_captured(calls, ""))] == [2, 1]
+    assert [len(t.tool_calls) for t in turns_of(_captured(calls, ""))] == [2, 1]
 
 
 def test_a_session_that_did_what_the_teacher_did_scores_perfectly() -> None:
