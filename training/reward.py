@@ -11,6 +11,11 @@ components, each a similarity in [0, 1]; their weighted sum ``s`` maps to the re
     outcome          20%  the same final answer, and the same edits to the same files
     depth            10%  as many steps of exploration before answering
 
+Absence matches absence only as far as the work was done: when neither side states a
+constraint (or neither recovers from anything), that component scores the closeness of the
+two call counts rather than 1, so doing nothing never earns the constraint and correction
+shares a model earns by acting like Claude.
+
 Guards against reward hacking: output whose tool calls cannot be parsed scores -1 outright;
 sequence distances are normalised by the *longer* sequence, so padding or truncating a
 workflow never pays; constraint and correction matches are F1/ratio scores, so spamming cue
@@ -362,9 +367,18 @@ def score(got: Features, want: Features) -> Reward:
     >>> score(features(t), features(t)).total
     1.0
     """
-    constraints = constraint_match(got.constraints, want.constraints)
+    # Noticing no constraint and needing no recovery match Claude only as far as the work
+    # was done: otherwise a model that makes no call at all beats one that acts and slips.
+    engaged = count_match(len(got.tools), len(want.tools))
+    if got.constraints or want.constraints:
+        constraints = constraint_match(got.constraints, want.constraints)
+    else:
+        constraints = engaged
+    if got.recoveries or want.recoveries:
+        recovery = self_correction_match(got.recoveries, want.recoveries)
+    else:
+        recovery = engaged
     tools = tool_alignment(got.tools, want.tools, got.args, want.args)
-    recovery = self_correction_match(got.recoveries, want.recoveries)
     outcome = outcome_match(got.answer, want.answer, got.edits, want.edits)
     depth = depth_match(got.steps, want.steps)
     # the weighted sum written out: this runs for every sampled episode (see the benchmark)

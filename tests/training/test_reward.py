@@ -157,6 +157,41 @@ def test_closer_workflows_score_higher() -> None:
     assert scores[0] > scores[1] > scores[2]
 
 
+def plain_trace(calls: list[ToolCall], answer: str = "Done: greet() says hello.") -> ClaudeTrace:
+    """A workflow whose text states no constraint and no correction."""
+    return ClaudeTrace(trace_id="plain", user_prompt="p", cwd="/repo", tool_calls=calls,
+                       claude_response=answer)  # fmt: skip
+
+
+def test_doing_nothing_never_beats_acting_and_slipping() -> None:
+    # Claude read, searched and edited with nothing to notice or recover from
+    ref = plain_trace([
+        ToolCall(tool="Read", args={"file_path": "/repo/src/app.py"}),
+        ToolCall(tool="Grep", args={"pattern": "greet"}),
+        ToolCall(tool="Edit", args={"file_path": "/repo/src/app.py", "old_string": "hi",
+                                    "new_string": "hello"}),
+    ])  # fmt: skip
+    idle = reward(plain_trace([], "I would edit app.py."), ref)
+    # the right first steps, then a failed command retried once: one recovery Claude did not need
+    slipping = reward(plain_trace([
+        ToolCall(tool="Read", args={"file_path": "/repo/src/app.py"}),
+        ToolCall(tool="Bash", args={"command": "pytest"}, success=False),
+        ToolCall(tool="Bash", args={"command": "python -m pytest"}),
+    ]), ref)  # fmt: skip
+    assert idle.total < slipping.total
+    # no call made: nothing noticed and nothing recovered is not Claude's workflow
+    assert idle.components["constraints"] == 0.0
+    assert idle.components["self_correction"] == 0.0
+    assert idle.total < -0.5
+    # absence on both sides counts as far as the work was done: 2 of 3 calls -> 2/3
+    two_calls = reward(plain_trace(ref.tool_calls[:2]), ref)
+    assert two_calls.components["constraints"] == pytest.approx(2 / 3)
+    assert two_calls.components["self_correction"] == pytest.approx(2 / 3)
+    # a question answered without tools, like Claude's, still matches in full
+    answer_only = plain_trace([], "It returns a greeting.")
+    assert reward(answer_only, answer_only).total == 1.0
+
+
 def test_trl_reward_function_and_audit(tmp_path: Path) -> None:
     ref = claude_trace()
     model = BehavioralRewardModel([ref], audit_top=2)
