@@ -113,6 +113,10 @@ class ProxyPlan:
         args += ["--set", f"confdir={self.confdir}", "--set", f"bc_python={sys.executable}"]
         if self.rollout > 0 and self.local:
             args += ["--set", f"bc_rollout={self.rollout}", "--set", f"bc_local={self.local}"]
+            # mitmproxy connects to the upstream as a client connects (eager) and drops the
+            # client if it cannot: a session the rollout sends to the local model must not
+            # depend on Anthropic being reachable (offline, or blocked)
+            args += ["--set", "connection_strategy=lazy"]
             if self.local_remote:
                 args += ["--set", "bc_local_remote=true"]
         if self.mode == "regular":  # decrypt the API host only; tunnel the rest untouched

@@ -3,6 +3,7 @@ two scripted APIs (one standing for Anthropic, one for the local model's endpoin
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,23 @@ def test_the_kill_switch_sends_everything_back_at_once(
     _ask(proxy, first)
     assert _served(apis, first) == ["local", "anthropic", "local"]
     assert _served(apis, second) == ["anthropic"]
+
+
+def test_local_sessions_need_no_reachable_anthropic(tmp_path: Path) -> None:
+    """At 100% (offline, or Anthropic blocked) the local model still answers: mitmproxy
+    must not connect to the upstream before the rollout has chosen where a request goes."""
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with (
+        FakeAnthropic(BASIC_SCENARIO, cwd="/p") as local,
+        run_proxy(
+            nowhere, tmp_path / "bc-home", "--rollout", "100", "--local", local.base_url
+        ) as p,
+    ):
+        _ask(p, "offline-session")
+        assert len(local.messages_requests()) == 1
+        assert [r["served_by"] for r in p.records("offline-session", 1)] == ["local"]
 
 
 def test_bad_rollout_options_are_one_line_errors(tmp_path: Path) -> None:

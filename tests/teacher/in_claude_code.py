@@ -27,6 +27,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -60,6 +61,9 @@ class Settings:
     system: str = "training"  # bc-train serve --system
     gguf: str = "q4_k_m"  # which export to serve: q4_k_m (the one shipped) or f16
     tool_schemas: Path | None = None  # bc-train serve --tool-schemas: those trained with
+    # through `bc-capture proxy --rollout 100 --local URL` (the way a user rolls the model
+    # out) instead of pointing Claude Code at bc-train serve directly
+    rollout: bool = False
 
 
 @dataclass
@@ -169,6 +173,36 @@ def _stop(proc: subprocess.Popen[Any], grace: float = 10) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # what the leader left (a Bash call's children)
     proc.wait()
+
+
+@contextmanager
+def rolled_out(local: str, home: Path, timeout: float = 60) -> Iterator[str]:
+    """``bc-capture proxy --rollout 100 --local LOCAL`` while the block runs; its base URL.
+
+    The proxy's Anthropic upstream is a loopback port nobody listens on: a request the
+    rollout sent there fails as an API error instead of leaving the machine.
+    :func:`rollout_counts` then says how each request was served."""
+    from tests.proxy.mitm import run_proxy
+
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    home.mkdir(parents=True, exist_ok=True)
+    with run_proxy(nowhere, home, "--rollout", "100", "--local", local, timeout=timeout) as p:
+        yield p.base_url
+
+
+def rollout_counts(home: Path) -> dict[str, int]:
+    """Conversation requests in the proxy's spool, by who served them (rollout's choice)."""
+    counts: dict[str, int] = {}
+    for path in sorted((home / "spool" / "api").glob("*.jsonl")):
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if isinstance(rec, dict):
+                    who = str(rec.get("served_by") or "unknown")
+                    counts[who] = counts.get(who, 0) + 1
+    return counts
 
 
 # --- play ------------------------------------------------------------------------------------
@@ -388,7 +422,10 @@ def stage(
             t1 = time.monotonic()
             if log:
                 log(f"in Claude Code, {name}: bc-train serve, Claude Code on {len(plays)} tasks")
-            with serving(gguf, folder / "serve.log", settings) as url:
+            with contextlib.ExitStack() as stack:
+                url = stack.enter_context(serving(gguf, folder / "serve.log", settings))
+                if settings.rollout:
+                    url = stack.enter_context(rolled_out(url, folder / "proxy-home"))
                 outcomes = play(plays, root, folder, url, settings, log)
             timings["play_s"] = time.monotonic() - t1
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
@@ -410,6 +447,8 @@ def stage(
             "runs": runs,
             "timings_s": {k: round(v, 1) for k, v in timings.items()},
         }
+        if settings.rollout:
+            results[name]["rollout"] = rollout_counts(folder / "proxy-home")
     return results
 
 

@@ -15,11 +15,14 @@ import pytest
 
 from capture.schema import ClaudeTrace, ToolCall
 from tests.fake_anthropic import FakeAnthropic
+from tests.proxy.mitm import needs_mitmdump
 from tests.teacher.families import Instance, corpus
 from tests.teacher.in_claude_code import (
     Played,
     Settings,
     play,
+    rolled_out,
+    rollout_counts,
     score,
     stream_turns,
 )
@@ -163,6 +166,27 @@ def test_claude_code_against_the_teacher_itself_scores_perfectly(tmp_path: Path)
     for key in ("parsable_call_rate", "first_call", "exact_sequence", "argument_match"):
         assert m[key] == 1.0, key
     assert m["final_state"] == 1.0 and m["exact_match"] == 1.0 and runs["captured"] == 1.0
+
+
+@pytest.mark.e2e
+@needs_mitmdump
+def test_claude_code_through_the_rollout_proxy_at_100_percent(tmp_path: Path) -> None:
+    """The way a user ships the model: Claude Code → bc-capture proxy --rollout 100 → the
+    local endpoint (the fake playing the teacher); nothing goes to Anthropic."""
+    inst = _heldout("rename")
+    root, home = tmp_path / "repo", tmp_path / "proxy-home"
+    with (
+        FakeAnthropic(inst.scenario(), cwd=str(root)) as local,
+        rolled_out(local.base_url, home) as url,
+    ):
+        [(played, trace, _)] = play(
+            [(inst.prompt, inst.files, inst.final_files)], root, tmp_path / "cc", url,
+            Settings(task_timeout_s=120),
+        )  # fmt: skip
+    assert played.stop == "success" and played.final_state and trace is not None
+    counts = rollout_counts(home)
+    assert counts.get("local", 0) >= played.model_turns > 0
+    assert set(counts) == {"local"}, counts
 
 
 @pytest.mark.e2e
