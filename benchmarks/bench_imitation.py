@@ -75,7 +75,8 @@ TOOLS = [
 
 SIZES: dict[str, dict[str, int]] = {  # per family: train, held-out (+1 reworded); steps
     "quick": {"train": 5, "heldout": 1, "sft_steps": 40, "ppo_steps": 2},
-    "full": {"train": 55, "heldout": 2, "sft_steps": 200, "ppo_steps": 8},
+    # ~60 min on 2 CPU cores: 300 traces, but only 80 steps (160 samples) at ~100 tokens/s
+    "full": {"train": 50, "heldout": 2, "sft_steps": 80, "ppo_steps": 4},
 }
 CC_MODELS = {"quick": "sft", "full": "base,sft,rl"}  # played in Claude Code by default
 
@@ -152,6 +153,28 @@ def run(cmd: list[str], env: dict[str, str], what: str) -> float:
     return time.monotonic() - t0
 
 
+def make_dataset(cfg: Path, traces: Path, out: Path, env: dict[str, str]) -> float:
+    cmd = [TRAIN, "dataset", "--config", str(cfg), "--traces", str(traces), "--out", str(out)]
+    return run(cmd, env, f"dataset {out.name}")
+
+
+def train_sft(cfg: Path, dataset: Path, out: Path, env: dict[str, str]) -> float:
+    cmd = [TRAIN, "sft", "--config", str(cfg), "--dataset", str(dataset), "--out", str(out)]
+    return run([*cmd, "--base", "embedded:smollm2"], env, f"sft {out.name}")
+
+
+def evaluate(
+    models: dict[str, str], work: Path, out: Path, args: argparse.Namespace, env: dict[str, str]
+) -> float:
+    """``bc-train eval`` of ``models`` (name: folder) on the held-out tasks, acting live."""
+    cmd = [TRAIN, "eval", "--dataset", str(work / "dataset"), "--split", "eval"]
+    cmd += ["--repos", str(work / "repos.json"), "--out", str(out)]
+    cmd += ["--max-turns", str(args.eval_turns), "--max-new-tokens", str(args.eval_tokens)]
+    for name, folder in models.items():
+        cmd += ["--model", f"{name}={folder}"]
+    return run(cmd, env, f"eval {', '.join(models)}")
+
+
 def config_text(size: dict[str, int], tools: Path) -> str:
     return (
         "[dataset]\n"
@@ -163,7 +186,7 @@ def config_text(size: dict[str, int], tools: Path) -> str:
         f"max_steps = {size['sft_steps']}\n"
         "batch_size = 2\ngrad_accum = 1\nmax_length = 1536\n"
         "learning_rate = 1e-3\nwarmup = 0.05\nlogging_steps = 5\n"
-        f"save_steps = {size['sft_steps']}\n\n"
+        f"save_steps = {max(1, size['sft_steps'] // 4)}\nsave_total_limit = 4\n\n"
         "[ppo]\n"
         f"max_steps = {size['ppo_steps']}\n"
         "num_generations = 4\nmax_turns = 6\nmax_new_tokens = 96\nmax_completion_length = 1536\n"
@@ -192,6 +215,12 @@ def main() -> int:
     )
     ap.add_argument("--eval-turns", type=int, default=8, help="assistant turns per episode")
     ap.add_argument("--eval-tokens", type=int, default=96, help="new tokens per turn")
+    ap.add_argument(
+        "--curve-steps", action="store_true", help="also eval SFT's checkpoints (4 per run)"
+    )
+    ap.add_argument(
+        "--curve-sizes", help="also train SFT on N traces per family (e.g. 5,20), same steps"
+    )
     cc = ap.add_argument_group("in Claude Code (stage 6)")
     cc.add_argument("--no-claude-code", action="store_true", help="skip stage 6")
     cc.add_argument(
@@ -208,6 +237,11 @@ def main() -> int:
     cc.add_argument("--cc-timeout", type=float, default=150, help="seconds per task")
     cc.add_argument("--cc-max-tokens", type=int, default=128, help="tokens per reply")
     cc.add_argument("--cc-tasks", type=int, help="only the first N held-out tasks")
+    cc.add_argument(
+        "--cc-rollout",
+        action="store_true",
+        help="Claude Code goes through `bc-capture proxy --rollout 100 --local` to the model",
+    )
     args = ap.parse_args()
     if args.claude_code_only:
         if args.from_work is None:
@@ -250,34 +284,8 @@ def main() -> int:
     export_traces(cache, train, work / "train_traces.jsonl")
     export_traces(cache, held, work / "heldout_traces.jsonl")
     dataset, heldout = work / "dataset", work / "heldout"
-    t = run(
-        [
-            TRAIN,
-            "dataset",
-            "--config",
-            str(cfg),
-            "--traces",
-            str(work / "train_traces.jsonl"),
-            "--out",
-            str(dataset),
-        ],
-        env,
-        "dataset",
-    )
-    t += run(
-        [
-            TRAIN,
-            "dataset",
-            "--config",
-            str(cfg),
-            "--traces",
-            str(work / "heldout_traces.jsonl"),
-            "--out",
-            str(heldout),
-        ],
-        env,
-        "held-out dataset",
-    )
+    t = make_dataset(cfg, work / "train_traces.jsonl", dataset, env)
+    t += make_dataset(cfg, work / "heldout_traces.jsonl", heldout, env)
     shutil.copy(heldout / "train.jsonl", dataset / "eval.jsonl")
     timings["dataset_s"] = t
     stats = json.loads((dataset / "stats.json").read_text())
@@ -286,23 +294,8 @@ def main() -> int:
     (work / "repos.json").write_text(json.dumps(repos))
 
     sft, rl = work / "sft", work / "rl"
-    timings["sft_s"] = run(
-        [
-            TRAIN,
-            "sft",
-            "--config",
-            str(cfg),
-            "--dataset",
-            str(dataset),
-            "--out",
-            str(sft),
-            "--base",
-            "embedded:smollm2",
-        ],
-        env,
-        "sft",
-    )
-    models = ["--model", "base=embedded:smollm2", "--model", f"sft={sft}"]
+    timings["sft_s"] = train_sft(cfg, dataset, sft, env)
+    models = {"base": "embedded:smollm2", "sft": str(sft)}
     if not args.no_rl:
         timings["ppo_s"] = run(
             [
@@ -320,28 +313,13 @@ def main() -> int:
             env,
             "ppo",
         )
-        models += ["--model", f"rl={rl}"]
-    timings["eval_s"] = run(
-        [
-            TRAIN,
-            "eval",
-            *models,
-            "--dataset",
-            str(dataset),
-            "--split",
-            "eval",
-            "--repos",
-            str(work / "repos.json"),
-            "--out",
-            str(work / "eval"),
-            "--max-turns",
-            str(args.eval_turns),
-            "--max-new-tokens",
-            str(args.eval_tokens),
-        ],
-        env,
-        "eval",
-    )
+        models["rl"] = str(rl)
+    timings["eval_s"] = evaluate(models, work, work / "eval", args, env)
+    if args.curve_steps or args.curve_sizes:
+        t0 = time.monotonic()
+        sizes = [int(n) for n in args.curve_sizes.split(",")] if args.curve_sizes else []
+        curve = curves(args, work, size, train, sizes, cache, cfg, env)
+        timings["curves_s"] = time.monotonic() - t0
     results = json.loads((work / "eval" / "results.json").read_text())
     sft_summary = json.loads((sft / "metrics.json").read_text())["summary"]
     report = {
@@ -356,6 +334,8 @@ def main() -> int:
         "models": {r["name"]: r["metrics"] for r in results},
         "work": str(work),
     }
+    if args.curve_steps or args.curve_sizes:
+        report["curves"] = curve
     if not args.no_claude_code:
         t0 = time.monotonic()
         report["in_claude_code"] = in_claude_code(args, work, cc_settings(args, work))
@@ -363,6 +343,101 @@ def main() -> int:
     timings["total_s"] = time.monotonic() - t_start
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     return finish(report, args.json)
+
+
+# --- learning curves ---------------------------------------------------------------------------
+
+CURVE_METRICS = ("parsable_call_rate", "tool_alignment", "first_call", "reward", "final_state")
+
+
+def checkpoint_run(sft: Path, checkpoint: Path, out: Path) -> Path:
+    """An SFT checkpoint as a run folder ``bc-train eval`` loads: the checkpoint's adapter
+    with the finished run's ``run.json`` and tokenizer files."""
+    adapter = out / "adapter"
+    skip = shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "training_args.bin")
+    shutil.copytree(checkpoint, adapter, ignore=skip, dirs_exist_ok=True)
+    for f in (sft / "adapter").iterdir():
+        if f.is_file() and not f.name.startswith("adapter_") and not (adapter / f.name).exists():
+            shutil.copy(f, adapter / f.name)
+    shutil.copy(sft / "run.json", out / "run.json")
+    return out
+
+
+def eval_losses(sft: Path) -> dict[int, float]:
+    history = json.loads((sft / "metrics.json").read_text())["log_history"]
+    return {h["step"]: round(h["eval_loss"], 4) for h in history if "eval_loss" in h}
+
+
+def curves(
+    args: argparse.Namespace,
+    work: Path,
+    size: dict[str, int],
+    train: list[Instance],
+    sizes: list[int],
+    cache: Path,
+    cfg: Path,
+    env: dict[str, str],
+) -> dict[str, list[dict[str, Any]]]:
+    """Where learning stops: held-out metrics over SFT steps (the run's checkpoints; step 0
+    is the base) and over corpus size (the first N instances of each family, as many steps).
+    One ``bc-train eval`` plays every extra model, with the main eval's settings."""
+    out = work / "curves"
+    models: dict[str, str] = {}
+    if args.curve_steps:
+        for ckpt in (work / "sft" / "checkpoints").glob("checkpoint-*"):
+            step = int(ckpt.name.rsplit("-", 1)[1])
+            if step < size["sft_steps"]:
+                models[f"step{step}"] = str(checkpoint_run(work / "sft", ckpt, out / f"step{step}"))
+    corpus_runs: dict[int, Path] = {}
+    for n in sorted(k for k in sizes if k < size["train"]):
+        part = [i for i in train if int(i.key.rsplit(":", 1)[1]) < n]
+        export_traces(cache, part, out / f"train{n}.jsonl")
+        make_dataset(cfg, out / f"train{n}.jsonl", out / f"dataset{n}", env)
+        shutil.copy(work / "dataset" / "eval.jsonl", out / f"dataset{n}" / "eval.jsonl")
+        train_sft(cfg, out / f"dataset{n}", out / f"sft{n}", env)
+        corpus_runs[len(part)] = out / f"sft{n}"
+        models[f"corpus{len(part)}"] = str(out / f"sft{n}")
+    extra: dict[str, dict[str, Any]] = {}
+    if models:
+        evaluate(models, work, out / "eval", args, env)
+        extra = {
+            r["name"]: r["metrics"] for r in json.loads((out / "eval" / "results.json").read_text())
+        }
+    main = {
+        r["name"]: r["metrics"] for r in json.loads((work / "eval" / "results.json").read_text())
+    }
+    losses = eval_losses(work / "sft")
+
+    def point(metrics: dict[str, Any], **where: Any) -> dict[str, Any]:
+        return {**where, **{k: metrics.get(k) for k in CURVE_METRICS}}
+
+    steps = [point(main["base"], step=0)]
+    steps += [
+        point(extra[name], step=int(name[4:]), eval_loss=losses.get(int(name[4:])))
+        for name in sorted((n for n in extra if n.startswith("step")), key=lambda n: int(n[4:]))
+    ]
+    final = size["sft_steps"]
+    steps.append(point(main["sft"], step=final, eval_loss=losses.get(final)))
+    sizes_out = [
+        point(extra[f"corpus{k}"], traces=k, eval_loss=eval_losses(p).get(final))
+        for k, p in sorted(corpus_runs.items())
+    ]
+    sizes_out.append(point(main["sft"], traces=len(train), eval_loss=losses.get(final)))
+    return {"steps": steps if args.curve_steps else [], "corpus": sizes_out if sizes else []}
+
+
+def curve_table(curve: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = []
+    for axis, key in (("steps", "step"), ("corpus", "traces")):
+        if not curve.get(axis):
+            continue
+        lines += ["", f"| SFT {key} | eval loss | " + " | ".join(CURVE_METRICS) + " |"]
+        lines.append("|---:|---:|" + "---:|" * len(CURVE_METRICS))
+        for p in curve[axis]:
+            cells = [p.get("eval_loss"), *(p.get(k) for k in CURVE_METRICS)]
+            text = ["n/a" if c is None else f"{c:.3f}" for c in cells]
+            lines.append(f"| {p[key]} | " + " | ".join(text) + " |")
+    return lines
 
 
 def finish(report: dict[str, Any], json_out: Path | None) -> int:
@@ -384,6 +459,7 @@ def cc_settings(args: argparse.Namespace, work: Path) -> Settings:
         task_timeout_s=args.cc_timeout,
         max_tokens=args.cc_max_tokens,
         tool_schemas=tools if tools.is_file() else None,
+        rollout=args.cc_rollout,
     )
 
 
@@ -510,6 +586,10 @@ def table(report: dict[str, Any]) -> str:
                 f"{name} in Claude Code, timings (s): "
                 + ", ".join(f"{k} {v}" for k, v in r["timings_s"].items())
             )
+            if "rollout" in r:  # requests the rollout proxy sent to each side
+                served = ", ".join(f"{k} {v}" for k, v in sorted(r["rollout"].items()))
+                lines.append(f"{name} in Claude Code, through the rollout proxy at 100%: {served}")
+    lines += curve_table(report.get("curves") or {})
     lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in report["timings_s"].items()))
     return "\n".join(lines)
 
