@@ -150,9 +150,20 @@ def main() -> None:
         help="--corpus: which engines, comma-separated (claude-bc's rule set: "
         "BC_SECRET_RULES=none|FILE, default betterleaks' embedded rules where installed)",
     )
+    ap.add_argument(
+        "--split",
+        choices=("all", *rc.SPLITS),
+        default="all",
+        help="--corpus: the tune or held-out half only (by rule / detector: rc.split_of)",
+    )
+    ap.add_argument(
+        "--dump",
+        type=Path,
+        help="--corpus: write the first engine's misses and changed texts here (JSON lines)",
+    )
     args = ap.parse_args()
     if args.corpus:
-        corpus_table(args.worst, args.every, args.engines.split(","))
+        corpus_table(args.worst, args.every, args.engines.split(","), args.split, args.dump)
         return
     rng = random.Random(0)
     n = int(args.mb * 1_000_000)
@@ -173,14 +184,14 @@ def main() -> None:
         def redaction(s: str = subject) -> str:
             return redactor.redact_text(s)
 
-        (bw, bc), (rw, rc) = side_by_side(args.repeat, baseline, redaction)
+        (bw, bc), (rw, rcpu) = side_by_side(args.repeat, baseline, redaction)
         print(
             f"{label}: {mb:.1f} MB\n"
             f"  redact_text  {rw:6.3f} s wall = {mb / rw:6.1f} MB/s"
-            f"   ({rc:6.3f} s CPU = {mb / rc:6.1f} MB/s)\n"
+            f"   ({rcpu:6.3f} s CPU = {mb / rcpu:6.1f} MB/s)\n"
             f"  str.replace  {bw:6.3f} s wall = {mb / bw:6.0f} MB/s"
             f"   ({bc:6.3f} s CPU = {mb / bc:6.0f} MB/s)\n"
-            f"  ratio        x{rw / bw:.0f} wall, x{rc / bc:.0f} CPU"
+            f"  ratio        x{rw / bw:.0f} wall, x{rcpu / bc:.0f} CPU"
         )
 
     # As tool outputs come: pieces of ~32 KB (Claude Code cuts a Bash output at 30,000
@@ -198,16 +209,22 @@ def main() -> None:
         def redact_pieces(r: Redactor = r) -> list[str]:
             return [r.redact_text(p) for p in pieces]
 
-        (bw, bc), (rw, rc) = side_by_side(args.repeat, baseline_pieces, redact_pieces)
+        (bw, bc), (rw, rcpu) = side_by_side(args.repeat, baseline_pieces, redact_pieces)
         print(
             f"{len(pieces)} pieces of ~32 KB, {label}: {mb:.1f} MB\n"
             f"  redact_text  {rw:6.3f} s wall = {mb / rw:6.1f} MB/s"
-            f"   ({rc:6.3f} s CPU = {mb / rc:6.1f} MB/s)\n"
-            f"  ratio        x{rw / bw:.0f} wall, x{rc / bc:.0f} CPU (vs str.replace)"
+            f"   ({rcpu:6.3f} s CPU = {mb / rcpu:6.1f} MB/s)\n"
+            f"  ratio        x{rw / bw:.0f} wall, x{rcpu / bc:.0f} CPU (vs str.replace)"
         )
 
 
-def corpus_table(worst: int, every: int = 1, names: list[str] | None = None) -> None:
+def corpus_table(
+    worst: int,
+    every: int = 1,
+    names: list[str] | None = None,
+    split: str = "all",
+    dump: Path | None = None,
+) -> None:
     """The engines side by side on the secrets corpus, as Markdown tables."""
     if not rc.have_corpus():
         sys.exit(
@@ -221,8 +238,12 @@ def corpus_table(worst: int, every: int = 1, names: list[str] | None = None) -> 
         "betterleaks": rc.betterleaks_engine,
         "kingfisher": rc.kingfisher_engine,
     }
-    print(f"claude-bc's rule set: {gitleaks_rules.source()}; every {every}th record\n")
+    print(
+        f"claude-bc's rule set: {gitleaks_rules.source()}; every {every}th record; split: {split}\n"
+    )
     records = rc.corpus()[::every]
+    if split != "all":
+        records = tuple(r for r in records if rc.split_of(r) == split)
     scores = {}
     for name in names or list(makers):
         engine = makers[name]()
@@ -232,6 +253,8 @@ def corpus_table(worst: int, every: int = 1, names: list[str] | None = None) -> 
         engine("warm up")
         scores[name] = rc.score(engine, records, rc.benign_lines())
     names = list(scores)
+    if dump is not None and names:
+        _dump(dump, scores[names[0]])
     print(
         "| engine | gitleaks-derived recall | trufflehog-derived recall "
         "| gitleaks fp changed | benign changed | µs per KB |"
@@ -243,6 +266,14 @@ def corpus_table(worst: int, every: int = 1, names: list[str] | None = None) -> 
             f"| {_pct(sc.fp_changed)} | {sc.benign_changed.hit} of {sc.benign_changed.total} "
             f"| {sc.seconds / sc.kb * 1e6:.0f} |"
         )
+    if split == "all":
+        print("\n| engine | split | gitleaks-derived | trufflehog-derived | gitleaks fp changed |")
+        print("|---|---|---|---|---|")
+        for n, sc in scores.items():
+            for half in rc.SPLITS:
+                rates = [sc.by_split[(src, half)] for src in ("gitleaks", "trufflehog")]
+                rates.append(sc.by_split[("gitleaks-fp", half)])
+                print(f"| {n} | {half} | " + " | ".join(_pct(t) for t in rates) + " |")
     first = scores[names[0]]
     print("\n| source | context | n | " + " | ".join(names) + " |")
     print("|---|---|---|" + "---|" * len(names))
@@ -256,6 +287,16 @@ def corpus_table(worst: int, every: int = 1, names: list[str] | None = None) -> 
     for key in fams:
         cells = " | ".join(_pct(scores[n].by_family[key]) for n in names)
         print(f"| {key[0]} | {key[1]} | {first.by_family[key].total} | {cells} |")
+
+
+def _dump(path: Path, sc: rc.Score) -> None:
+    """The misses and the changed texts (fp examples, benign lines), one JSON line each."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in sc.missed:
+            fh.write(json.dumps({"kind": "missed", "split": rc.split_of(r), **r}) + "\n")
+        for r, out in sc.changed_records:
+            row = {"kind": "changed", "split": rc.split_of(r), **r, "out": out}
+            fh.write(json.dumps(row) + "\n")
 
 
 def _pct(t: rc.Tally) -> str:

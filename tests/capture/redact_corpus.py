@@ -31,6 +31,19 @@ def have_corpus() -> bool:
     return CORPUS.is_file()
 
 
+SPLITS = ("tune", "held-out")
+
+
+def split_of(record: dict[str, Any]) -> str:
+    """``tune`` or ``held-out``, by a hash of the record's rule or detector (its
+    ``family``): every text of one rule is on the same side, so rule changes made while
+    looking at the tune half are measured on rules never looked at."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{record['source'].split('-')[0]}:{record['family']}".encode())
+    return SPLITS[digest.digest()[0] & 1]
+
+
 Engine = Callable[[str], str]
 
 
@@ -76,6 +89,10 @@ class Score:
     benign_changed: Tally = field(default_factory=Tally)
     missed: list[dict[str, Any]] = field(default_factory=list)
     changed: list[tuple[str, str]] = field(default_factory=list)
+    #: the false-positive examples changed, with their outputs
+    changed_records: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    #: per (source, split): recall, or for ``gitleaks-fp`` the rate changed
+    by_split: dict[tuple[str, str], Tally] = field(default_factory=lambda: defaultdict(Tally))
     seconds: float = 0.0
     kb: float = 0.0
 
@@ -93,13 +110,17 @@ def score(engine: Engine, records: Iterable[dict[str, Any]], benign: Iterable[st
         text = r["text"]
         sc.kb += len(text.encode()) / 1024
         out = engine(text)
+        half = split_of(r)
         if r["source"] == "gitleaks-fp":
             sc.fp_changed.add(out != text)
+            sc.by_split[("gitleaks-fp", half)].add(out != text)
             if out != text:
                 sc.changed.append((text, out))
+                sc.changed_records.append((r, out))
             continue
         ok = caught(out, r["secrets"])
         src = r["source"]
+        sc.by_split[(src, half)].add(ok)
         sc.by_source[src].add(ok)
         sc.by_context[(src, r["context"])].add(ok)
         sc.by_family[(src, r["family"])].add(ok)
