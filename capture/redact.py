@@ -763,6 +763,10 @@ def _anthropic_kind(m: re.Match[str]) -> str:
 def _xml_pair_ok(text: str, m: re.Match[str]) -> bool:
     """``<add key="Password" value="…"/>``, ``<apiToken>…</apiToken>``."""
     name, value = m.group("name"), m.group("v")
+    if " " in value or "\t" in value:
+        # ``<secret>{AQAAABAAAA… …}</secret>`` (Jenkins' credentials.xml): words under a
+        # credential name only with a random-looking one among them, not a sentence
+        return is_credential_key(name) and any(_random_token(w.strip("{}")) for w in value.split())
     if _skippable(value) or _same_word(value, name):
         return False
     if is_credential_key(name):
@@ -887,9 +891,15 @@ _KW_ANCHORS: Final = (
 _ASSIGN_RE: Final = re.compile(
     rf"(?P<name>(?:{_KW_ANCHORS})[a-z0-9_.\-\u00f1]{{0,80}})"
     r"(?P<close>\\*[\"'`]\]?|\])?"
-    r"(?P<op>[ \t]*(?::=|=>|=(?!=)|:(?![:=]))[ \t]*)"
-    r"(?:(?P<q>\\*[\"'`])(?P<qv>(?:(?!(?P=q))[^\r\n]){0,1024})(?P=q)"
-    r"|(?P<uv>[^\s\"'`]{1,1024}))"
+    # a declared type between name and value: Go ``var token string = "…"``, Kotlin
+    # ``val token: String = "…"``, Python ``token: str = "…"``
+    r"(?P<type>[ \t]*:?[ \t]+(?:string|str|\[\]byte)(?=[ \t]*=))?"
+    # make's ``::=`` / ``:::=`` / ``?=`` / ``+=``, PHP's ``.=`` / ``??=``, and a comma
+    # between two quoted strings (``System.setProperty("X_TOKEN", "…")``: judged below)
+    r"(?P<op>[ \t]*(?::{1,3}=|=>|\.=|\?\?=|\?=|\+=|=(?!=)|:(?![:=])|,)[ \t]*)"
+    # (long values too: an Azure AD refresh token is 1-2 KB)
+    r"(?:(?P<q>\\*[\"'`])(?P<qv>(?:(?!(?P=q))[^\r\n]){0,4096})(?P=q)"
+    r"|(?P<uv>[^\s\"'`]{1,4096}))"
 )
 #: What every match of ``_ASSIGN_RE`` starts with (``pass``, ``key``, ``token``…).
 _ASSIGN_STARTS: Final = literal_starts(_ASSIGN_RE.pattern) or ()
@@ -1057,6 +1067,14 @@ class _AssignmentRule(_Rule):
         close = m.group("close") or ""
         name_quoted = prev in _QUOTES
         close_quote = close.rstrip("]")[-1:]
+        op = m.group("op")
+        if op.strip() == ",":
+            # ``("X_TOKEN", "…")``: two quoted strings, the second drawn at random (an
+            # argument list such as ``get("API_TOKEN", "default")`` is not a secret)
+            if not name_quoted or close_quote != prev or m.group("q") is None:
+                return None
+            s, e = m.span("qv")
+            return (s, e) if _random_token(text[s:e]) else None
         if m.group("q") is not None:
             # quoted value: the name must be either unquoted or properly quoted
             if close_quote != (prev if name_quoted else ""):
@@ -1074,7 +1092,6 @@ class _AssignmentRule(_Rule):
                 return None
             return s, e
         s, e = m.span("uv")
-        op = m.group("op")
         upper = name.upper() == name and any(c.isalpha() for c in name)
         if upper and op == "=" and _at_line_start(text, ns):
             # .env line: the value is the rest of the line
@@ -1099,7 +1116,13 @@ class _AssignmentRule(_Rule):
         value = text[s:e]
         if not value or _skippable(value) or _same_word(value, name):
             return None  # ``?access_token=ACCESS_TOKEN``: the name as its own stand-in
-        if prev not in "?&;" and _looks_like_code(value, upper_name=upper):
+        if (
+            prev not in "?&;"
+            and _looks_like_code(value, upper_name=upper)
+            # a number of 16+ digits under a credential name is a numeric secret
+            # (Discord's client secrets), not a count
+            and not (len(value) >= 16 and value.isdigit() and is_credential_key(name))
+        ):
             return None
         if op == ":" and not (name_quoted and close_quote == prev):
             return None  # ``io.jsonwebtoken:jjwt-jackson`` (YAML puts a space after ``:``)
@@ -1332,6 +1355,49 @@ def _plugin_rules() -> list[_Rule]:
     ]
 
 
+#: Provider tokens with a prefix of their own, from the providers' documented formats:
+#: (kind, regex, literals one of which must occur). Found with no keyword near.
+_PROVIDER_SHAPES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+    (
+        "flyio-token",
+        r"\bfo1_[\w-]{43}\b|\bfm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}",
+        ("fo1_", "fm1", "fm2_"),
+    ),
+    ("typeform-token", r"\btfp_[A-Za-z0-9_\-.=]{40,64}", ("tfp_",)),
+    ("spectralops-token", r"\bspu-[a-f0-9]{32}\b", ("spu-",)),
+    ("cloudflare-token", r"\bcf[ku]_[A-Za-z0-9]{40,60}\b", ("cfk_", "cfu_")),
+    ("adafruit-io-key", r"\baio_[A-Za-z0-9]{28}\b", ("aio_",)),
+    ("figma-token", r"\bfig[dopr]_[A-Za-z0-9_\-]{38,48}", ("fig",)),
+    ("sentry-token", r"\bsntryu_[a-f0-9]{64}\b|\bsntrys_eyJ[A-Za-z0-9+/=_]{40,}", ("sntry",)),
+    ("sendgrid-key", r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,60}\b", ("SG.",)),
+    (
+        "new-relic-key",
+        r"\bNR(?:AK|II|JS|BR|RA|AA)-[A-Za-z0-9\-]{19,40}\b",
+        ("NRAK-", "NRII-", "NRJS-", "NRBR-", "NRRA-", "NRAA-"),
+    ),
+    ("flutterwave-key", r"\bFLW(?:SECK|PUBK)(?:_TEST)?-[A-Za-z0-9]{32}-X\b", ("FLW",)),
+    ("netlify-token", r"\bnf[pcu]_[A-Za-z0-9]{36,40}\b", ("nfp_", "nfc_", "nfu_")),
+    ("contentful-token", r"\bCFPAT-[A-Za-z0-9_\-]{43}\b", ("CFPAT-",)),
+    ("apify-token", r"\bapify_api_[A-Za-z0-9]{36}\b", ("apify_api_",)),
+    ("teamwork-token", r"\btkn\.v1_[A-Za-z0-9+/=_\-]{40,}", ("tkn.v1_",)),
+    ("ubidots-token", r"\bBBFF-[A-Za-z0-9]{30}\b", ("BBFF-",)),
+    (
+        "launchdarkly-key",
+        r"\b(?:api|sdk|mob)-[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}\b",
+        ("api-", "sdk-", "mob-"),
+    ),
+    (
+        "webhook-url",  # the URL is the credential: anyone holding it can post
+        r"https?://(?:hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_\-]+/"
+        r"[A-Za-z0-9_/\-]{8,}"
+        r"|[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@\-/]{40,}"
+        r"|hooks\.zapier\.com/hooks/catch/[A-Za-z0-9]+(?:/[A-Za-z0-9]+)?"
+        r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_\-]{40,})",
+        ("hooks.slack.com", ".webhook.office.com", "hooks.zapier.com", "/api/webhooks/"),
+    ),
+)
+
+
 def _own_rules() -> list[_Rule]:
     word_start = _not_after(_ALNUM)
     return [
@@ -1356,7 +1422,11 @@ def _own_rules() -> list[_Rule]:
             r"[rs]k_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[A-Za-z0-9]{20,}",
             hints=("k_live_", "k_test_", "whsec_"),
         ),
-        _RegexRule("google-api-key", r"AIza[0-9A-Za-z_\-]{35}"),
+        _RegexRule(
+            "google-api-key",
+            r"(?<![A-Za-z0-9_\-])AIza[0-9A-Za-z_\-]{35}(?![A-Za-z0-9_\-])",
+            hints=("AIza",),
+        ),
         # provider tokens with a prefix of their own: found with no keyword near
         _RegexRule("digitalocean-token", r"\bdo[opr]_v1_[a-f0-9]{64}\b", hints=("_v1_",)),
         _RegexRule("shopify-token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b", hints=("shp",)),
@@ -1376,6 +1446,13 @@ def _own_rules() -> list[_Rule]:
             hints=(".atlasv1.",),
         ),
         _RegexRule("vault-token", r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}", hints=("hv",)),
+        _RegexRule(
+            "twitter-bearer-token",  # 22 ``A``s, then URL-encoded random text
+            r"(?<![A-Za-z0-9%+/=])A{20,24}[A-Za-z0-9%]{60,120}(?![A-Za-z0-9%+/=])",
+            hints=("A" * 20,),
+            validate=lambda t, m: _random_token(m.group(0).lstrip("A").replace("%", "")),
+        ),
+        *(_RegexRule(kind, rx, hints=hints) for kind, rx, hints in _PROVIDER_SHAPES),
         _RegexRule(
             "azure-ad-client-secret",
             r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
@@ -1444,9 +1521,26 @@ def _own_rules() -> list[_Rule]:
             validate=_xml_pair_ok,
         ),
         _RegexRule(
+            CREDENTIAL,  # JSON ``{"name": "DB_PASSWORD", "value": "…"}`` (Kubernetes, ECS)
+            r"\"(?i:name|key)\"[ \t]*:[ \t]*\"(?P<name>[^\"\r\n]{1,80})\"[ \t]*,[ \t]*"
+            r"\"(?i:value)\"[ \t]*:[ \t]*\"(?P<v>[^\"\r\n]{1,4096})\"",
+            group="v",
+            hints=('"value"', '"Value"'),
+            validate=_xml_pair_ok,
+        ),
+        _RegexRule(
+            CREDENTIAL,  # YAML ``- name: DB_PASSWORD`` then ``value: …`` (a container's env)
+            r"\bname:[ \t]*[\"']?(?P<name>[A-Za-z_][\w.\-]{0,80})[\"']?[ \t]*\r?\n"
+            r"[ \t]*value:[ \t]*(?P<q>[\"']?)(?P<v>[^\s\"'#]{1,4096})(?P=q)[ \t]*(?:\r?\n|$)",
+            group="v",
+            hints=("value:",),
+            validate=_xml_pair_ok,
+            line_local=False,
+        ),
+        _RegexRule(
             CREDENTIAL,
-            r"<(?P<name>[A-Za-z_][\w.\-]{0,80})>[ \t\r\n]*(?P<v>[^<>\s]{1,1024})[ \t\r\n]*"
-            r"</(?P=name)>",
+            r"<(?P<name>[A-Za-z_][\w.\-]{0,80})>[ \t\r\n]*"
+            r"(?P<v>[^<>\s](?:[^<>\r\n]{0,1022}[^<>\s])?)[ \t\r\n]*</(?P=name)>",
             group="v",
             hints=("</",),
             validate=_xml_pair_ok,
@@ -1587,6 +1681,13 @@ def _cuts_marker(marks: list[tuple[int, int]], span: Span) -> bool:
     return any(s < me and ms < e and not (s <= ms and me <= e) for ms, me in near)
 
 
+#: Kinds of ours a loaded rule never lets go: PEM blocks, and values found by their
+#: context (a credential name, a header, a URL's password) rather than by their shape.
+_NO_LET_GO: Final = frozenset(
+    {"private-key", CREDENTIAL, "bearer-token", "cookie", "url-password", "npm-token"}
+)
+
+
 class Redactor:
     """Compiled once; then :meth:`redact_text`, :meth:`redact`, :meth:`found`.
 
@@ -1611,6 +1712,7 @@ class Redactor:
                 for k in r.rule.keywords:
                     self._keyed.setdefault(k, []).append(i)
         self._groups, self._owners = self._plan()
+        self._let_go = lru_cache(maxsize=4096)(self._let_go_uncached)
         # JSON-like data repeats its short strings (names, paths, ids) a lot
         self._short = lru_cache(maxsize=8192)(self._redact_text)
         # Compiling the prefilter takes ~0.2 s: by default only once this redactor has
@@ -1702,6 +1804,20 @@ class Redactor:
             picked.update(self._keyed.get(w, ()))
         return [self._rules[i] for i in sorted(picked)]
 
+    def _let_go_uncached(self, value: str) -> bool:
+        """Whether a value one of our shape rules found is let go by a rule of the
+        third-party set made for that shape (its keyword in the value, its regex matching
+        all of it): the public example keys and low-entropy stand-ins that set lists are no
+        secrets for us either."""
+        picked: set[int] = set()
+        for w in self._keywords.present(value.lower()):
+            picked.update(self._keyed.get(w, ()))
+        for i in sorted(picked):
+            rule = self._rules[i]
+            if isinstance(rule, _GitleaksRule) and rule.rule.allows_value(value):
+                return True
+        return False
+
     def _spans(self, text: str, windows: Windows | None = None) -> list[Span]:
         rules: Iterable[_Rule] = self._rules
         if windows is None:  # the rescans of a few lines are cheap as they are
@@ -1729,6 +1845,7 @@ class Redactor:
             rules = self._by_keywords(words)
         marks = _marker_spans(text)
         for rule in rules:
+            ours = not isinstance(rule, _GitleaksRule)
             for span in rule.find(ctx, windows):
                 # a stand-in (``ghp_xxxx…``, ``[PASSWORD]``, ``$2``) is left as it is;
                 # not judged so: a PEM block (its own rule does) and Anthropic keys (this
@@ -1742,6 +1859,14 @@ class Redactor:
                     continue
                 if marks and _cuts_marker(marks, span):
                     continue  # a piece of an earlier ``[REDACTED:kind]`` is no secret
+                if (
+                    ours
+                    and self._keyed
+                    and kind not in _NO_LET_GO
+                    and not kind.startswith("anthropic")
+                    and self._let_go(text[span[0] : span[1]])
+                ):
+                    continue
                 spans.append(span)
         return spans
 
@@ -1768,10 +1893,19 @@ class Redactor:
         # touched: the rescans only read those lines.
         out = text
         windows: Windows | None = None
+        found: dict[str, str] = {}  # secret -> kind: its other copies in the text go too
         for _ in range(_MAX_PASSES):
             spans = self._spans(out, windows)
             if not spans:
                 break
+            fresh = False
+            for s, e, k in spans:
+                value = out[s:e]
+                if value not in found and _copyable(value):
+                    found[value] = k
+                    fresh = True
+            if fresh:
+                spans += _copies(out, found)
             new, windows = _apply(out, _merge(spans))
             if new == out:
                 break
@@ -1884,6 +2018,22 @@ _SCALARS: Final = (bool, int, float)
 _SEQUENCES: Final = (list, tuple)
 _MIN_COPY: Final = 8  # shorter values are too likely to occur by chance elsewhere
 _MAX_MARKERS: Final = 200
+
+
+def _copies(text: str, found: dict[str, str]) -> list[Span]:
+    """Every occurrence in ``text`` of a secret found in it (``found``: value -> kind)."""
+    out: list[Span] = []
+    marks: list[tuple[int, int]] | None = None
+    for value, kind in found.items():
+        at = text.find(value)
+        while at >= 0:
+            span = (at, at + len(value), kind)
+            if marks is None:
+                marks = _marker_spans(text)
+            if not (marks and _cuts_marker(marks, span)):
+                out.append(span)
+            at = text.find(value, at + len(value))
+    return out
 
 
 def _copyable(value: str) -> bool:

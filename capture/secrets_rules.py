@@ -247,6 +247,15 @@ class GitleaksRule:
                 if span is not None and not self._allowed(text, m, span):
                     yield span[0], span[1], self.id
 
+    def allows_value(self, value: str) -> bool:
+        """Whether this rule, run on ``value`` alone, matches all of it as its secret and
+        then lets it go (its entropy threshold, allowlists or filters: the public example
+        keys gitleaks and betterleaks list, ``AIzaSyAnLA7Nfe…``)."""
+        m = self.regex.search(value)
+        if m is None or self._secret(m) != (0, len(value)):
+            return False
+        return self._allowed(value, m, (0, len(value)))
+
     def _windows(
         self, text: str, found: dict[str, list[int]], lo: int, hi: int
     ) -> list[tuple[int, int]]:
@@ -588,12 +597,39 @@ def _ascending_run(value: str, length: int = 7) -> bool:
     return False
 
 
+def _without_runs(value: str, length: int = 7) -> str:
+    """``value`` less its runs of one character, short periods and ascending runs."""
+    v = _PERIODIC_RE.sub("", _RUN_RE.sub("", value))
+    out: list[str] = []
+    start = 0
+    for i in range(1, len(v) + 1):
+        if i == len(v) or not (ord(v[i]) - ord(v[i - 1]) == 1 and v[i].isalnum()):
+            if i - start < length:
+                out.append(v[start:i])
+            start = i
+    return "".join(out)
+
+
+def _random_rest(value: str) -> bool:
+    """Whether what is left of ``value`` once its runs are taken out is itself a random
+    token (20+ characters, letters and digits, entropy 3.5+): a Twitter bearer token
+    starts with 20 ``A``s, a Slack token may hold a typed-looking number."""
+    rest = _without_runs(value)
+    return (
+        len(rest) >= 20
+        and any(c.isdigit() for c in rest)
+        and any(c.isalpha() for c in rest)
+        and entropy(rest) >= 3.5
+    )
+
+
 def is_placeholder(value: str) -> bool:
     """Whether a found value is a stand-in, not a secret: ``ghp_xxxxxxxx…``,
     ``AKIAXXXXXXXXXXXXXXXX``, ``sk_abcdefghijklmnop…``, ``…YOUR_TOKEN_HERE…``, ``$2``,
     ``[PASSWORD]``, a value cut short with ``...``, or one of gitleaks' global allowlist
     shapes.  A random secret has none of these (a run of 7 equal characters in a 40
-    character base62 token: about 1 in 10^10)."""
+    character base62 token: about 1 in 10^10), unless the rest of it, runs taken out,
+    is a random token of its own (``AAAAAAAAAAAAAAAAAAAAA`` + 80 random characters)."""
     v = value.strip().strip("\"'`")
     if len(v) < 2:
         return True
@@ -601,7 +637,8 @@ def is_placeholder(value: str) -> bool:
         return True
     if v.endswith(("...", "\u2026")) or (v[0] == "[" and v[-1] == "]"):
         return True
-    if _RUN_RE.search(v) or _PERIODIC_RE.search(v) or _ascending_run(v):
+    runs = _RUN_RE.search(v) or _PERIODIC_RE.search(v) or _ascending_run(v)
+    if runs and not _random_rest(v):
         return True
     if _PLACEHOLDER_WORD_RE.search(v):
         return True

@@ -37,6 +37,7 @@ from capture.redact import (
     redact,
     redact_text,
 )
+from capture.secrets_rules import is_placeholder
 
 R = Redactor()
 
@@ -1269,3 +1270,121 @@ def test_a_bot_token_in_a_telegram_api_url_is_found() -> None:
 def test_asana_tokens_have_their_own_kind() -> None:
     assert R.found(ASANA_PAT) == ["asana-token"]
     assert R.found(f"token {ASANA_PAT_V2} ok") == ["asana-token"]
+
+
+# --- provider shapes with no keyword near, assignment forms, copies in one text --------
+
+# built at run time from the providers' documented formats (no secret-shaped literal)
+PROVIDER_SHAPES = [
+    ("A" * 22 + tok(40, ALNUM, 60) + "%" + tok(50, ALNUM, 61), "twitter-bearer-token"),
+    ("fo1" + "_" + tok(43, B64URL, 62), "flyio-token"),
+    ("tfp" + "_" + tok(59, LOWER_DIGITS, 63), "typeform-token"),
+    ("spu" + "-" + tok(32, HEX, 64), "spectralops-token"),
+    ("cfk" + "_" + tok(40, ALNUM, 65) + tok(8, HEX, 66), "cloudflare-token"),
+    ("aio" + "_" + tok(28, ALNUM, 67), "adafruit-io-key"),
+    ("figp" + "_" + tok(40, B64URL, 68), "figma-token"),
+    ("sntryu" + "_" + tok(64, HEX, 69), "sentry-token"),
+    ("SG" + "." + tok(22, B64URL, 70) + "." + tok(43, B64URL, 71), "sendgrid-key"),
+    ("NRAK" + "-" + tok(27, UPPER_DIGITS, 72), "new-relic-key"),
+    ("FLWSECK" + "-" + tok(32, LOWER_DIGITS, 73) + "-X", "flutterwave-key"),
+    ("nfp" + "_" + tok(40, ALNUM, 74), "netlify-token"),
+    ("CFPAT" + "-" + tok(43, B64URL, 75), "contentful-token"),
+    ("apify_api" + "_" + tok(36, ALNUM, 76), "apify-token"),
+    ("tkn.v1" + "_" + tok(60, ALNUM, 77), "teamwork-token"),
+    ("BBFF" + "-" + tok(30, ALNUM, 78), "ubidots-token"),
+    (
+        "sdk-"
+        + "-".join(tok(n, LOWER_DIGITS, 79 + n) for n in (8, 4, 4, 4))
+        + "-"
+        + tok(12, LOWER_DIGITS, 83),
+        "launchdarkly-key",
+    ),
+    (
+        "https://hooks.slack.com/services/T"
+        + tok(10, UPPER_DIGITS, 84)
+        + "/B"
+        + tok(10, UPPER_DIGITS, 85)
+        + "/"
+        + tok(24, ALNUM, 86),
+        "webhook-url",
+    ),
+    (
+        "https://discord.com/api/webhooks/"
+        + tok(18, string.digits, 87)
+        + "/"
+        + tok(68, B64URL, 88),
+        "webhook-url",
+    ),
+]
+
+
+@pytest.mark.parametrize(("secret", "kind"), PROVIDER_SHAPES)
+@pytest.mark.parametrize("place", TOKEN_PLACES[1:])
+def test_provider_shapes_are_found_without_a_keyword(secret: str, kind: str, place: str) -> None:
+    out = redacted_once(place.format(secret))
+    assert secret not in out and f"[REDACTED:{kind}]" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'var stripeToken string = "{}"',  # Go, a declared type
+        'val stripeToken: String = "{}"',  # Kotlin
+        'token: str = "{}"',  # Python, annotated
+        '$stripeSecret .= "{}";',  # PHP
+        "STRIPE_TOKEN ?= {}",  # make
+        'STRIPE_TOKEN ::= "{}"',
+        'System.setProperty("STRIPE_TOKEN", "{}");',  # Java: two quoted strings
+        '{{"name": "STRIPE_TOKEN", "value": "{}"}}',  # a container's env, JSON
+        "env:\n  - name: STRIPE_TOKEN\n    value: {}\n",  # and YAML
+        "<secret>{{AQAAABAAAA {}}}</secret>",  # Jenkins' credentials.xml
+        "discordToken={}",
+    ],
+)
+def test_assignment_forms_are_found(text: str) -> None:
+    secret = tok(18, string.digits, 90) if "discord" in text else tok(32, ALNUM, 91)
+    out = redacted_once(text.format(secret))
+    assert secret not in out and "[REDACTED:credential]" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'os.environ.get("API_TOKEN", "default")',  # an argument list, not a secret
+        'headers.get("Authorization", "")',
+        "max_tokens=4096",
+        "token_count=123456789012345678",
+        "<password>Enter your password here</password>",
+        '{"name": "LOG_LEVEL", "value": "debug"}',
+        "env:\n  - name: LOG_LEVEL\n    value: debug\n",
+    ],
+)
+def test_assignment_forms_leave_ordinary_code_alone(text: str) -> None:
+    assert R.redact_text(text) == text
+
+
+def test_a_long_quoted_value_is_redacted_whole() -> None:
+    # an Azure AD refresh token runs to 1-2 KB
+    secret = "0.A" + tok(1500, B64URL + ".", 92)
+    out = redacted_once(f'"refresh_token": "{secret}"')
+    assert out == '"refresh_token": "[REDACTED:credential]"'
+
+
+def test_every_copy_of_a_secret_in_one_text_goes() -> None:
+    secret = tok(40, ALNUM, 93)
+    out = redacted_once(f"svc token = '{secret}' | '{secret}' and later {secret}.")
+    assert secret not in out and out.count("[REDACTED:credential]") == 3
+
+
+def test_a_random_tail_after_a_run_is_no_stand_in() -> None:
+    assert not is_placeholder("A" * 22 + tok(60, ALNUM, 94))
+    assert not is_placeholder("xoxb-" + "123456789012-" + tok(24, ALNUM, 95))
+    assert is_placeholder("AKIA" + "X" * 16)
+    assert is_placeholder("12345678-ABCD-ABCD-ABCD-1234567890AB")
+
+
+def test_a_google_key_shape_inside_a_longer_run_is_not_one() -> None:
+    key = "AIza" + tok(35, B64URL, 96)
+    assert key not in R.redact_text(f"key {key} ok")
+    for text in (tok(20, ALNUM, 97) + key, key + tok(7, ALNUM, 98)):
+        assert R.redact_text(text) == text

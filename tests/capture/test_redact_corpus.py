@@ -86,6 +86,32 @@ def test_benign_corpus_passes_unchanged() -> None:
 # --- gitleaks' rules as loaded ----------------------------------------------------------
 
 
+def test_our_rules_let_go_what_the_loaded_rule_for_that_shape_lets_go(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A value one of our shape rules finds, which the loaded set's rule for the same
+    shape lets go (gitleaks and betterleaks list public example keys), is left alone;
+    with no rule set loaded our rule still redacts it."""
+    listed = "spu-" + fake(32, 20, "abcdef0123456789")
+    other = "spu-" + fake(32, 21, "abcdef0123456789")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        "[[rules]]\n"
+        'id = "spectral"\n'
+        r"regex = '''\b(spu-[a-f0-9]{32})\b'''" + "\n"
+        'keywords = ["spu-"]\n'
+        "[[rules.allowlists]]\n"
+        f"regexes = ['''^{listed}$''']\n"
+    )
+    monkeypatch.setenv("BC_SECRET_RULES", str(rules))
+    r = Redactor(prefilter=True)
+    line = f"connected with {listed} and {other}"
+    assert r.redact_text(line) == f"connected with {listed} and [REDACTED:spectralops-token]"
+    monkeypatch.setenv("BC_SECRET_RULES", "none")
+    out = Redactor(prefilter=True).redact_text(line)
+    assert listed not in out and other not in out
+
+
 @needs_corpus
 def test_every_gitleaks_rule_loads_or_is_skipped_for_a_reason() -> None:
     loaded = {r.id for r in gitleaks_rules_compiled()}

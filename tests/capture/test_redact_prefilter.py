@@ -114,6 +114,8 @@ SHADOWED = {
     "ibm-cloud-iam-key",
     "ibm-cos-hmac-key",
     "pypi-token",
+    # ours: webhook-url (Slack's /services/, /workflows/, /triggers/, Teams, Discord)
+    "slack-webhook",
 }
 
 
