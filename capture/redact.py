@@ -978,6 +978,18 @@ def _random_token(value: str) -> bool:
     )
 
 
+def _random_value(value: str) -> bool:
+    """16+ characters with no space, letters and digits, some entropy: a token that may
+    hold ``%``, ``:`` or ``/`` (``WAgP6m4gYc1qe%Hnj…``, ``id:secret``)."""
+    return (
+        len(value) >= 16
+        and not any(c.isspace() for c in value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and entropy(value) >= 3.0
+    )
+
+
 def _same_word(value: str, name: str) -> bool:
     def norm(x: str) -> str:
         return "".join(c for c in x.lower() if c.isalnum())
@@ -1074,7 +1086,7 @@ class _AssignmentRule(_Rule):
             if not name_quoted or close_quote != prev or m.group("q") is None:
                 return None
             s, e = m.span("qv")
-            return (s, e) if _random_token(text[s:e]) else None
+            return (s, e) if _random_value(text[s:e]) else None
         if m.group("q") is not None:
             # quoted value: the name must be either unquoted or properly quoted
             if close_quote != (prev if name_quoted else ""):
