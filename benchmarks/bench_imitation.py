@@ -236,7 +236,7 @@ def main() -> int:
     cc.add_argument("--cc-max-turns", type=int, default=8, help="Claude Code --max-turns")
     cc.add_argument("--cc-timeout", type=float, default=150, help="seconds per task")
     cc.add_argument("--cc-max-tokens", type=int, default=128, help="tokens per reply")
-    cc.add_argument("--cc-tasks", type=int, help="only the first N held-out tasks")
+    cc.add_argument("--cc-tasks", type=int, help="only N held-out tasks, spread over the split")
     cc.add_argument(
         "--cc-rollout",
         action="store_true",

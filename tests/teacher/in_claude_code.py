@@ -397,11 +397,14 @@ def stage(
     """Export, serve and play every model on the held-out tasks (``dataset``'s eval split,
     repositories from ``repos_file``); per model its metrics, how the sessions ran and the
     stage's timings (or the error that stopped it). Writes ``out/NAME/sessions.jsonl``.
-    ``limit``: only the first tasks (a quicker look)."""
+    ``limit``: only that many tasks, spread evenly over the split (a quicker look that
+    still covers every family)."""
     from training.policy import tasks_from_split
 
     settings = settings or Settings()
-    tasks = tasks_from_split(dataset, "eval", limit)
+    tasks = tasks_from_split(dataset, "eval")
+    if limit is not None and 0 < limit < len(tasks):
+        tasks = [tasks[k * len(tasks) // limit] for k in range(limit)]
     repos = json.loads(repos_file.read_text())
     root = Path(next(iter(repos.values()))["root"])
     work = [(t.reference.user_prompt, repos[t.reference.user_prompt]) for t in tasks]
