@@ -18,12 +18,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from capture.errors import BCError
-from training.template import EOT
+from training.template import EOT, PYTHON_TAG
 
 NMSE_LIMIT = 1e-4
 
@@ -80,7 +81,7 @@ PROMPTS: list[list[dict[str, Any]]] = [
 
 # The template's call syntax, for the round trip: <|python_tag|>{"name": …, "parameters": {…}}
 CALL_GRAMMAR = r"""
-root ::= <|python_tag|> call
+root ::= TAG call
 call ::= "{\"name\": " name ", \"parameters\": {" pair (", " pair){0,2} "}}"
 name ::= "\"Read\"" | "\"Bash\""
 pair ::= "\"" [a-z_]{1,12} "\": \"" [a-zA-Z0-9_./ -]{1,24} "\""
@@ -172,6 +173,13 @@ def tokenization_matches(path: Path, texts: list[str], ids: list[list[int]]) -> 
         llm.close()
 
 
+def call_grammar(llm: Any) -> str:
+    """The call grammar for this vocabulary: ``<|python_tag|>`` as its special token, or as
+    plain text where there is none (a base model exported as it is, not trained by us)."""
+    tag = llm.tokenize(PYTHON_TAG.encode(), add_bos=False, special=True)
+    return CALL_GRAMMAR.replace("TAG", PYTHON_TAG if len(tag) == 1 else json.dumps(PYTHON_TAG))
+
+
 def roundtrip(path: Path) -> dict[str, Any]:
     """Render → generate (constrained to the call syntax) → parse → render again."""
     from llama_cpp.llama_grammar import LlamaGrammar
@@ -183,7 +191,7 @@ def roundtrip(path: Path) -> dict[str, Any]:
     try:
         prompt = PROMPTS[0]
         tokens = model.tokens(chat.Prompt(prompt, TOOLS))
-        grammar = LlamaGrammar.from_string(CALL_GRAMMAR, verbose=False)
+        grammar = LlamaGrammar.from_string(call_grammar(model.llm), verbose=False)
         result = model.complete(tokens, max_tokens=160, temperature=0.8, grammar=grammar)
         blocks = chat.parse_output(result.text)
         calls = [b for b in blocks if b["type"] == "tool_use"]

@@ -153,3 +153,21 @@ def test_parse_of_the_round_trip_call_matches_the_template(exported: dict[str, A
     assert [{"name": c["name"], "input": c["arguments"]} for c in turn.tool_calls] == generated[
         "calls"
     ]
+
+
+class _Vocab:
+    """llama.cpp's ``tokenize`` for a vocabulary with or without ``<|python_tag|>``."""
+
+    def __init__(self, has_tag: bool) -> None:
+        self.has_tag = has_tag
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [7] if self.has_tag and special else list(text)
+
+
+def test_the_call_grammar_names_the_tag_as_the_vocabulary_has_it() -> None:
+    # a trained model has <|python_tag|> as one special token: the grammar names the token;
+    # a base model exported as it is (SmolLM2 for the base-in-Claude-Code run) has none,
+    # and naming it made llama.cpp refuse the grammar, so the tag is then plain text
+    assert fidelity.call_grammar(_Vocab(True)).startswith("\nroot ::= <|python_tag|> call")
+    assert fidelity.call_grammar(_Vocab(False)).startswith('\nroot ::= "<|python_tag|>" call')
