@@ -175,7 +175,8 @@ def evaluate(
     return run(cmd, env, f"eval {', '.join(models)}")
 
 
-def config_text(size: dict[str, int], tools: Path) -> str:
+def config_text(size: dict[str, int], tools: Path, checkpoints: int = 1) -> str:
+    """The run's ``bench.toml``; SFT saves (and evaluates) ``checkpoints`` times."""
     return (
         "[dataset]\n"
         f'tool_schemas = "{tools}"\n'
@@ -186,7 +187,8 @@ def config_text(size: dict[str, int], tools: Path) -> str:
         f"max_steps = {size['sft_steps']}\n"
         "batch_size = 2\ngrad_accum = 1\nmax_length = 1536\n"
         "learning_rate = 1e-3\nwarmup = 0.05\nlogging_steps = 5\n"
-        f"save_steps = {max(1, size['sft_steps'] // 4)}\nsave_total_limit = 4\n\n"
+        f"save_steps = {max(1, size['sft_steps'] // checkpoints)}\n"
+        f"save_total_limit = {checkpoints}\n\n"
         "[ppo]\n"
         f"max_steps = {size['ppo_steps']}\n"
         "num_generations = 4\nmax_turns = 6\nmax_new_tokens = 96\nmax_completion_length = 1536\n"
@@ -280,7 +282,7 @@ def main() -> int:
     env = {**os.environ, "BC_HOME": str(cache / "bc_home"), "HF_HUB_OFFLINE": "1"}
     tools = tools_file(work / "tools.json")
     cfg = work / "bench.toml"
-    cfg.write_text(config_text(size, tools))
+    cfg.write_text(config_text(size, tools, 4 if args.curve_steps else 1))
     export_traces(cache, train, work / "train_traces.jsonl")
     export_traces(cache, held, work / "heldout_traces.jsonl")
     dataset, heldout = work / "dataset", work / "heldout"
