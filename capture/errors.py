@@ -12,7 +12,7 @@ class BCError(Exception):
     """An error a user can act on; its message is printed as one line by the CLI."""
 
 
-def run_cli(group: click.Group, prog: str, argv: list[str] | None = None) -> Any:
+def run_cli(group: click.Command, prog: str, argv: list[str] | None = None) -> Any:
     """Run a click group: a ``BCError`` (or an ``OSError``: a file that cannot be read or
     written) becomes ``<prog>: error: …`` and exit status 1."""
     try:

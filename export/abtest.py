@@ -11,7 +11,7 @@ Indistinguishability is scored per judgment: the rater took the local answer for
 seeds' goal "> 45%" means: the one-sided 95% lower bound of that mean is above 0.45. At a
 true rate of 50% that takes ≈ 271 judgments (:func:`judgments_needed`).
 
-Run it with ``bc-train abtest pairs|serve|report`` (see ``training/cli.py``).
+Run it with ``bc-train abtest pairs|serve|report`` (see ``claude_bc/cli.py``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``bc-train`` commands of the shipping stage: ``export``, ``serve`` and ``abtest``.
 
-They are registered on ``bc-train`` in ``training/cli.py``. Heavy packages (torch,
+They are registered on ``bc-train`` in ``claude_bc/cli.py``. Heavy packages (torch,
 llama_cpp) are imported inside the commands, so ``bc-train --help`` stays fast.
 """
 
@@ -300,3 +300,6 @@ def abtest_report_cmd(db: Path | None, as_json: bool) -> None:
         raise BCError(f"{path}: no A/B test here yet")
     result = abtest.report(abtest.ABStore(path).judgments())
     click.echo(json.dumps(result.as_dict()) if as_json else abtest.render_report(result))
+
+
+COMMANDS: list[click.Command] = [export_cmd, serve_cmd, abtest_group]

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capture.errors import BCError
-from training.dataset import to_hf_tool
 from training.template import (
     EOM,
     EOT,
@@ -32,6 +31,7 @@ from training.template import (
     THINK_OPEN,
     ParsedTurn,
     parse_tool_calls,
+    to_hf_tool,
 )
 
 JSON = dict[str, Any]

@@ -41,6 +41,7 @@ from capture.redact import redact
 from capture.schema import ClaudeTrace, SchemaError, ToolCall, load_trace
 from capture.store import TraceStorage
 from training.config import DatasetConfig
+from training.template import to_hf_tool
 
 SPLITS = ("train", "eval", "test")
 Message = dict[str, Any]
@@ -103,35 +104,6 @@ def _anthropic_tools(data: Any) -> list[dict[str, Any]]:
         for t in tools
         if isinstance(t, dict) and isinstance(t.get("name"), str) and not t.get("defer_loading")
     ]
-
-
-def _first_paragraph(text: str, limit: int) -> str:
-    para = text.strip().split("\n\n", 1)[0].strip()
-    return para if len(para) <= limit else para[: limit - 1].rstrip() + "…"
-
-
-def _compact_schema(node: Any) -> Any:
-    """Drop nested descriptions to their first sentence so all tools fit in the context."""
-    if isinstance(node, dict):
-        out = {k: _compact_schema(v) for k, v in node.items() if k != "$schema"}
-        if isinstance(node.get("description"), str):
-            out["description"] = _first_paragraph(node["description"].split(". ")[0], 160)
-        return out
-    if isinstance(node, list):
-        return [_compact_schema(v) for v in node]
-    return node
-
-
-def to_hf_tool(tool: dict[str, Any], detail: str) -> dict[str, Any]:
-    """An Anthropic tool (name, description, input_schema) in the chat-template format."""
-    params = tool.get("input_schema") or {"type": "object", "properties": {}}
-    desc = str(tool.get("description", ""))
-    if detail == "compact":
-        desc, params = _first_paragraph(desc, 400), _compact_schema(params)
-    return {
-        "type": "function",
-        "function": {"name": tool["name"], "description": desc, "parameters": params},
-    }
 
 
 def default_tool_schemas() -> list[dict[str, Any]]:
@@ -340,7 +312,7 @@ def _water_level(sizes: list[int], budget: float, floor: int) -> int | None:
 
 def tokenizer_counters(name: str) -> tuple[ChatCounter, TextCounter]:
     """Exact counters from a transformers tokenizer rendered with our chat template."""
-    from training.sft import load_tokenizer
+    from training.model import load_tokenizer
 
     tok = load_tokenizer(name)
 

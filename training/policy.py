@@ -143,7 +143,7 @@ def run_chain(folder: Path) -> tuple[str, list[Path]]:
 
 def load_policy(spec: str, device: str = "auto") -> Policy:
     """A model ready to generate: a run folder (adapters merged in order) or a base model."""
-    from training.sft import Base, load_model, load_tokenizer, resolve_base, resolve_device
+    from training.model import Base, load_model, load_tokenizer, resolve_base, resolve_device
 
     dev = resolve_device(device)
     path = Path(spec).expanduser()

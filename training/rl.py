@@ -248,7 +248,7 @@ def train(s: RLSettings) -> Path:
     policy = load_policy(str(s.sft), s.device)
     device = str(next(policy.model.parameters()).device)
     work = _work_dir(s.out)
-    from training.sft import use_4bit
+    from training.model import use_4bit
 
     four_bit = use_4bit(s.quantization, device.split(":")[0])
     if four_bit:
@@ -330,7 +330,7 @@ def quantized(model: Any, tokenizer: Any, folder: Path, device: str) -> Any:
     (deleted after loading)."""
     from peft import prepare_model_for_kbit_training
 
-    from training.sft import Base, load_model
+    from training.model import Base, load_model
 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -1,6 +1,6 @@
 """``bc-train reward | ppo | mine | eval``: the behavioural-alignment commands.
 
-Registered on the ``bc-train`` group in ``training/cli.py``. Heavy imports (torch, TRL)
+Registered on the ``bc-train`` group in ``claude_bc/cli.py``. Heavy imports (torch, TRL)
 happen inside the commands, so ``bc-train --help`` and ``bc-train reward`` stay fast.
 """
 

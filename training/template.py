@@ -274,3 +274,35 @@ def parse_tool_calls(text: str) -> ParsedTurn:
             errors = [f"{raw[:200]}: {why}" for raw, why in bad]
             return ParsedTurn(body[:start], thinking, calls, errors, [raw for raw, _ in bad])
     return ParsedTurn(body, thinking)
+
+
+# --- tool schemas in the chat format --------------------------------------------------
+
+
+def _first_paragraph(text: str, limit: int) -> str:
+    para = text.strip().split("\n\n", 1)[0].strip()
+    return para if len(para) <= limit else para[: limit - 1].rstrip() + "…"
+
+
+def _compact_schema(node: Any) -> Any:
+    """Drop nested descriptions to their first sentence so all tools fit in the context."""
+    if isinstance(node, dict):
+        out = {k: _compact_schema(v) for k, v in node.items() if k != "$schema"}
+        if isinstance(node.get("description"), str):
+            out["description"] = _first_paragraph(node["description"].split(". ")[0], 160)
+        return out
+    if isinstance(node, list):
+        return [_compact_schema(v) for v in node]
+    return node
+
+
+def to_hf_tool(tool: dict[str, Any], detail: str) -> dict[str, Any]:
+    """An Anthropic tool (name, description, input_schema) in the chat-template format."""
+    params = tool.get("input_schema") or {"type": "object", "properties": {}}
+    desc = str(tool.get("description", ""))
+    if detail == "compact":
+        desc, params = _first_paragraph(desc, 400), _compact_schema(params)
+    return {
+        "type": "function",
+        "function": {"name": tool["name"], "description": desc, "parameters": params},
+    }

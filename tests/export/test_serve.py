@@ -19,8 +19,7 @@ from export.serve import Generated, LocalModel, Server, events, render_chat
 from tests.claude_code import make_basic_project, run_claude, transcript_path
 from tests.export.conftest import BC_TRAIN
 from training.config import DEFAULT_SYSTEM
-from training.dataset import to_hf_tool
-from training.template import CHAT_TEMPLATE, PYTHON_TAG
+from training.template import CHAT_TEMPLATE, PYTHON_TAG, to_hf_tool
 
 READ = {
     "name": "Read",

@@ -12,7 +12,7 @@ from tests.conftest import run_main
 
 def run_train(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """``bc-train ARGS`` in-process: (exit code, out, err)."""
-    from training.cli import main
+    from claude_bc.cli import main
 
     return run_main(main, capsys, *args)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.test_sft import FAST, config, dataset, lora_b_norm, run_cli  # noqa: F401
-from training.sft import bnb_4bit_supported, use_4bit
+from training.model import bnb_4bit_supported, use_4bit
 
 
 def test_bitsandbytes_decides_not_cuda() -> None:

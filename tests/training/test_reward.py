@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capture.schema import ClaudeTrace, ToolCall
-from training.cli import main
+from claude_bc.cli import main
 from training.reward import (
     COMPONENTS,
     WEIGHTS,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from claude_bc.cli import main
 from tests.training.conftest import SMALL_TOOLS, workflow
 from training import dataset, mine, rl, sft
 from training import eval as evaluation
-from training.cli import main
 from training.config import DatasetConfig, SFTSettings
 from training.policy import Sampling, tasks_from_split
 

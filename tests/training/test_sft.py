@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from claude_bc.cli import main
 from tests.conftest import REPO
 from tests.training.conftest import workflow, write_store
-from training.cli import main
 from training.config import SFTSettings
 from training.dataset import load_split
 
@@ -75,11 +75,12 @@ def lora_b_norm(adapter: Path) -> float:
 def test_trl_labels_are_the_assistant_tokens_only(
     tiny_model: Path, dataset: Path, tmp_path: Path
 ) -> None:
+    from training import model as models
     from training import sft
 
     s = SFTSettings(base=str(tiny_model), dataset=dataset, out=tmp_path / "o", **FAST)
-    tok = sft.load_tokenizer(str(tiny_model))
-    model, rows = sft.load_model(sft.Base(str(tiny_model), "test"), "cpu", False, tok)
+    tok = models.load_tokenizer(str(tiny_model))
+    model, rows = models.load_model(models.Base(str(tiny_model), "test"), "cpu", False, tok)
     trainer = sft._trainer(
         s, model, tok, load_split(dataset, "train"), None, tmp_path, "cpu", False, rows
     )
@@ -253,7 +254,7 @@ def test_added_special_tokens_start_apart_from_their_names() -> None:
     # with near-equal rows, and a short SFT then ended its turns where a call was due
     import torch
 
-    from training.sft import embedded_base, load_model, load_tokenizer, resolve_base
+    from training.model import embedded_base, load_model, load_tokenizer, resolve_base
 
     base = resolve_base("embedded:smollm2")
     assert Path(base.path) == embedded_base()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.sft import load_tokenizer
+from training.model import load_tokenizer
 from training.template import EOT, PYTHON_TAG, parse_tool_calls
 
 TOOLS = [

@@ -1,7 +1,9 @@
-"""``bc-train``: the training pipeline (dataset → SFT → reward → RL → mine → eval).
+"""``bc-train``: the training pipeline (dataset → SFT → reward → RL → mine → eval → export).
 
-The stages land one per file in this package; until then the command only reports
-what exists.
+Why here, above ``training`` and ``export``: imports go one way (capture ← training ←
+export), and one command group that mounts every stage has to import all of them. Kept
+in ``training`` it would import ``export``, which imports ``training``: a circle. So the
+group lives in a module that nothing of ours imports; each stage only lists its commands.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ for _command in sft_cli.COMMANDS:
     cli.add_command(_command)
 
 # Shipping stage (export/): bc-train export | serve | abtest
-for _command in (export_commands.export_cmd, export_commands.serve_cmd):
+for _command in export_commands.COMMANDS:
     cli.add_command(_command)
-cli.add_command(export_commands.abtest_group)
 
 # Alignment stages (training/rl_cli.py): bc-train reward | ppo | mine | eval
 for _command in rl_cli.COMMANDS:

@@ -1,0 +1,1 @@
+"""claude-bc: what spans every stage (the ``bc-train`` entry point)."""
