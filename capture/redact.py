@@ -382,12 +382,40 @@ def _looks_like_code(value: str, *, upper_name: bool) -> bool:
     Under an UPPER_CASE name (``POSTGRES_PASSWORD: example``) plain words are secrets.
     """
     if any(c in _CODE_CHARS for c in value):
-        return True
-    if _PATH_EXPR_RE.fullmatch(value) or _NUMBER_RE.fullmatch(value):
+        # a call or an index has its brackets in order; a password drawn with
+        # punctuation (``u@D7GXt)t>8d(LtH^``, ``4nXYKv]mHDeom5``) seldom does
+        return _balanced(value) or not _random_value(value)
+    if _code_path(value) or _NUMBER_RE.fullmatch(value):
         return True
     if value.lower() in _TYPE_WORDS:
         return True
-    return not upper_name and _WORD_RE.fullmatch(value) is not None
+    return not upper_name and _WORD_RE.fullmatch(value) is not None and not _random_letters(value)
+
+
+_PATH_SEP_RE: Final = re.compile(r"\.|->|::")
+
+
+def _code_path(value: str) -> bool:
+    """``self.token``, ``http.cookies``, ``os->secret``: names joined by ``.``/``->``/``::``
+    -- unless a part is a random token (``ey5g5C73ichf…rsOC.SIDSLIy4jZ…``: a dotted
+    token, not attribute access)."""
+    return _PATH_EXPR_RE.fullmatch(value) is not None and not any(
+        _random_token(p) for p in _PATH_SEP_RE.split(value)
+    )
+
+
+_CLOSING: Final = {")": "(", "]": "[", "}": "{"}
+
+
+def _balanced(value: str) -> bool:
+    """Whether ``()``, ``[]`` and ``{}`` in ``value`` open and close in order."""
+    stack: list[str] = []
+    for c in value:
+        if c in "([{":
+            stack.append(c)
+        elif c in _CLOSING and (not stack or stack.pop() != _CLOSING[c]):
+            return False
+    return not stack
 
 
 # --------------------------------------------------------------------------------------
@@ -896,7 +924,9 @@ _ASSIGN_RE: Final = re.compile(
     r"(?P<type>[ \t]*:?[ \t]+(?:string|str|\[\]byte)(?=[ \t]*=))?"
     # make's ``::=`` / ``:::=`` / ``?=`` / ``+=``, PHP's ``.=`` / ``??=``, and a comma
     # between two quoted strings (``System.setProperty("X_TOKEN", "…")``: judged below)
-    r"(?P<op>[ \t]*(?::{1,3}=|=>|\.=|\?\?=|\?=|\+=|=(?!=)|:(?![:=])|,)[ \t]*)"
+    # and a dash before a quoted value (``sendbird token - '…'``, a note's label: judged
+    # below)
+    r"(?P<op>[ \t]*(?::{1,3}=|=>|\.=|\?\?=|\?=|\+=|=(?!=)|:(?![:=])|,|-(?=[ \t]*[\"'`]))[ \t]*)"
     # (long values too: an Azure AD refresh token is 1-2 KB)
     r"(?:(?P<q>\\*[\"'`])(?P<qv>(?:(?!(?P=q))[^\r\n]){0,4096})(?P=q)"
     r"|(?P<uv>[^\s\"'`]{1,4096}))"
@@ -968,14 +998,31 @@ _RANDOM_RE: Final = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,}")
 
 
 def _random_token(value: str) -> bool:
-    """16+ token characters mixing letters and digits with some entropy."""
+    """16+ token characters mixing letters and digits with some entropy, or random
+    mixed-case letters (``wjXKCFzOWEPRqhTmmbWtVQ``: no digit drawn, as happens)."""
     v = value.strip("\"'")
-    return (
-        _RANDOM_RE.fullmatch(v) is not None
-        and any(c.isdigit() for c in v)
-        and any(c.isalpha() for c in v)
-        and entropy(v) >= 3.0
-    )
+    if _RANDOM_RE.fullmatch(v) is None:
+        return False
+    if not any(c.isdigit() for c in v):
+        return _random_letters(v)
+    return any(c.isalpha() for c in v) and entropy(v) >= 3.0
+
+
+# the words of an identifier: ``get``, ``Api``, ``HTTP``, ``Server``
+_CASE_WORD_RE: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def _random_letters(value: str) -> bool:
+    """16+ letters (``_``/``-`` allowed) in mixed case whose camel-case "words" average
+    under 3 letters: drawn at random, not an identifier (``getApiKeyFromEnv`` averages
+    3.2, ``HTTPServerConfig`` 5.3; ``wjXKCFzOWEPRqhTmmbWtVQ`` 1.8)."""
+    letters = [c for c in value if c.isalpha()]
+    if len(letters) < 16 or len(letters) + value.count("_") + value.count("-") != len(value):
+        return False
+    if not any(c.isupper() for c in letters) or not any(c.islower() for c in letters):
+        return False
+    words = _CASE_WORD_RE.findall(value)
+    return len(letters) / len(words) < 3.0 and entropy(value) >= 3.5
 
 
 def _random_value(value: str) -> bool:
@@ -987,6 +1034,27 @@ def _random_value(value: str) -> bool:
         and any(c.isdigit() for c in value)
         and any(c.isalpha() for c in value)
         and entropy(value) >= 3.0
+    )
+
+
+def _set_value(value: str, name: str) -> bool:
+    """The second of two quoted strings after a name (``setProperty("X_TOKEN", "…")``):
+    drawn at random, or, under a name that is a credential by itself (not a bare
+    ``*_KEY``), any literal of 10+ characters with letters and digits, or 16+ digits
+    (``"H1EC2BUPZ22S"``); a default such as ``get("API_TOKEN", "default")`` or
+    ``"changeme"`` is neither."""
+    if _random_value(value) or _random_letters(value):
+        return True
+    if not is_credential_key(name) or _skippable(value) or any(c.isspace() for c in value):
+        return False
+    if value.isdigit():
+        return len(value) >= 16
+    return (
+        len(value) >= 10
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and not _code_path(value)
+        and "/" not in value
     )
 
 
@@ -1080,13 +1148,20 @@ class _AssignmentRule(_Rule):
         name_quoted = prev in _QUOTES
         close_quote = close.rstrip("]")[-1:]
         op = m.group("op")
+        if op.strip() == "-":
+            # ``token - '…'``: a label in prose or notes, so only a random-looking value
+            if m.group("q") is None or not m.group("op").startswith((" ", "\t")):
+                return None
+            s, e = m.span("qv")
+            value = text[s:e]
+            return (s, e) if _random_value(value) or _random_letters(value) else None
         if op.strip() == ",":
             # ``("X_TOKEN", "…")``: two quoted strings, the second drawn at random (an
             # argument list such as ``get("API_TOKEN", "default")`` is not a secret)
             if not name_quoted or close_quote != prev or m.group("q") is None:
                 return None
             s, e = m.span("qv")
-            return (s, e) if _random_value(text[s:e]) else None
+            return (s, e) if _set_value(text[s:e], name) else None
         if m.group("q") is not None:
             # quoted value: the name must be either unquoted or properly quoted
             if close_quote != (prev if name_quoted else ""):
@@ -1098,7 +1173,7 @@ class _AssignmentRule(_Rule):
             if (
                 _skippable(value)
                 or _ENV_NAME_RE.fullmatch(value)  # api_key = "ANTHROPIC_API_KEY"
-                or _PATH_EXPR_RE.fullmatch(value)  # "Cookie": "http.cookies"
+                or _code_path(value)  # "Cookie": "http.cookies"
                 or _same_word(value, name)  # "Password": "password" (a label)
             ):
                 return None
@@ -1527,7 +1602,8 @@ def _own_rules() -> list[_Rule]:
         _RegexRule(
             CREDENTIAL,
             r"(?:key|name)[ \t]*=[ \t]*\"(?P<name>[^\"\r\n]{1,80})\"[ \t]+value[ \t]*=[ \t]*"
-            r"\"(?P<v>[^\"\r\n]{1,1024})\"",
+            # (up to 4 KB, as the assignment rule: an Azure AD refresh token is 1-2 KB)
+            r"\"(?P<v>[^\"\r\n]{1,4096})\"",
             group="v",
             hints=("value",),
             validate=_xml_pair_ok,
@@ -1552,7 +1628,7 @@ def _own_rules() -> list[_Rule]:
         _RegexRule(
             CREDENTIAL,
             r"<(?P<name>[A-Za-z_][\w.\-]{0,80})>[ \t\r\n]*"
-            r"(?P<v>[^<>\s](?:[^<>\r\n]{0,1022}[^<>\s])?)[ \t\r\n]*</(?P=name)>",
+            r"(?P<v>[^<>\s](?:[^<>\r\n]{0,4094}[^<>\s])?)[ \t\r\n]*</(?P=name)>",
             group="v",
             hints=("</",),
             validate=_xml_pair_ok,

@@ -1388,3 +1388,87 @@ def test_a_google_key_shape_inside_a_longer_run_is_not_one() -> None:
     assert key not in R.redact_text(f"key {key} ok")
     for text in (tok(20, ALNUM, 97) + key, key + tok(7, ALNUM, 98)):
         assert R.redact_text(text) == text
+
+
+# --- forms found on the tune half of the corpus (issue 14): by format, not by example --
+
+LETTERS = string.ascii_letters
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mailgun:\n  api_key: {}\n  timeout: 30",  # YAML, a key drawn without a digit
+        "[mailgun]\napi_key = {}\n",  # INI
+        'mailgun_key: "{}"',  # a bare ``*_key`` name: random mixed case is enough
+        "mailgun token - '{}'",  # a label in notes
+    ],
+)
+def test_random_letters_without_a_digit_are_a_secret(text: str) -> None:
+    secret = tok(24, LETTERS, 101)
+    out = redacted_once(text.format(secret))
+    assert secret not in out and "[REDACTED:credential]" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api_key: getApiKeyFromEnvironment",
+        "sort_key: createdAtTimestampValue",
+        'cache_key = "HTTPServerConfiguration"',
+        "api_key: settings.mailgun_api_key",
+        "api_key: get_key(config)",
+        "token: tokens[0]",
+        'password: os.environ["DB_PASSWORD"]',
+        'token - "see the docs for how to make one"',
+        "the api token - 'abc'",
+    ],
+)
+def test_identifiers_and_calls_under_a_credential_name_are_left_alone(text: str) -> None:
+    assert R.redact_text(text) == text
+
+
+def test_a_password_with_unbalanced_brackets_is_no_call() -> None:
+    # drawn from a generator that includes punctuation: ``)`` before ``(`` is no code
+    secret = tok(8, ALNUM, 102) + ")" + tok(5, ALNUM, 103) + ">" + "(" + tok(6, ALNUM, 104) + "]"
+    for text in (f"api_key: {secret}\n", f"[smtp]\napi_key = {secret}\n", f"TOKEN ?= {secret}"):
+        out = redacted_once(text)
+        assert secret not in out, text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [tok(12, UPPER_DIGITS, 105), tok(14, HEX, 106), tok(18, string.digits, 107)],
+)
+def test_set_property_keeps_a_short_literal_secret_out(value: str) -> None:
+    out = redacted_once(f'System.setProperty("UPLOAD_TOKEN", "{value}");')
+    assert value not in out and "[REDACTED:credential]" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'System.setProperty("API_TOKEN", "changeme");',
+        'os.getenv("API_TOKEN", "v1.2.3")',
+        'config.get("SECRET_KEY", "settings.secret_key")',
+    ],
+)
+def test_set_property_defaults_are_left_alone(text: str) -> None:
+    assert R.redact_text(text) == text
+
+
+def test_a_dotted_token_is_no_attribute_access() -> None:
+    secret = tok(100, ALNUM, 108) + "." + tok(40, ALNUM + "_", 109)
+    out = redacted_once(f'{{"convert_api_key": "{secret}", "region": "eu-west-1"}}')
+    assert secret not in out
+    assert R.redact_text('"Cookie": "http.cookies"') == '"Cookie": "http.cookies"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['<add key="AzureRefreshToken" value="{}" />', "<refreshToken>{}</refreshToken>"],
+)
+def test_a_long_xml_value_is_redacted_whole(text: str) -> None:
+    secret = "0.A" + tok(1500, B64URL + ".", 110)
+    out = redacted_once(text.format(secret))
+    assert secret not in out and "[REDACTED:credential]" in out
