@@ -175,6 +175,16 @@ def evaluate(
     return run(cmd, env, f"eval {', '.join(models)}")
 
 
+def cpu_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (avx512_bf16 or AMX): SFT then trains under
+    bf16 autocast, 1.4x faster here than fp32; elsewhere emulated bf16 would be slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
 def config_text(size: dict[str, int], tools: Path, checkpoints: int = 1) -> str:
     """The run's ``bench.toml``; SFT saves (and evaluates) ``checkpoints`` times."""
     return (
@@ -187,7 +197,8 @@ def config_text(size: dict[str, int], tools: Path, checkpoints: int = 1) -> str:
         f"max_steps = {size['sft_steps']}\n"
         "batch_size = 2\ngrad_accum = 1\nmax_length = 1536\n"
         "learning_rate = 1e-3\nwarmup = 0.05\nlogging_steps = 5\n"
-        f"save_steps = {max(1, size['sft_steps'] // checkpoints)}\n"
+        + ("bf16 = true\n" if cpu_bf16() else "")  # else the default: bf16 on CUDA only
+        + f"save_steps = {max(1, size['sft_steps'] // checkpoints)}\n"
         f"save_total_limit = {checkpoints}\n\n"
         "[ppo]\n"
         f"max_steps = {size['ppo_steps']}\n"

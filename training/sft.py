@@ -303,6 +303,8 @@ def _finish(
         "device": device,
         "processes": processes,
         "quantization": "4bit-nf4" if four_bit else "none",
+        # what the trainer ran under, not what was asked: a user comparing runs needs it
+        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         "settings": json.loads(s.model_dump_json()),
         "summary": summary,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
