@@ -1465,7 +1465,7 @@ _PROVIDER_SHAPES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
     ("flutterwave-key", r"\bFLW(?:SECK|PUBK)(?:_TEST)?-[A-Za-z0-9]{32}-X\b", ("FLW",)),
     ("netlify-token", r"\bnf[pcu]_[A-Za-z0-9]{36,40}\b", ("nfp_", "nfc_", "nfu_")),
     ("contentful-token", r"\bCFPAT-[A-Za-z0-9_\-]{43}\b", ("CFPAT-",)),
-    ("apify-token", r"\bapify_api_[A-Za-z0-9]{36}\b", ("apify_api_",)),
+    ("apify-token", r"\bapify_api_[A-Za-z0-9\-]{36}\b", ("apify_api_",)),
     ("teamwork-token", r"\btkn\.v1_[A-Za-z0-9+/=_\-]{40,}", ("tkn.v1_",)),
     ("ubidots-token", r"\bBBFF-[A-Za-z0-9]{30}\b", ("BBFF-",)),
     (
@@ -1473,11 +1473,23 @@ _PROVIDER_SHAPES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
         r"\b(?:api|sdk|mob)-[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}\b",
         ("api-", "sdk-", "mob-"),
     ),
+    # Azure AD / Entra refresh tokens: "0.A" or "1.A", the tenant and client, then
+    # ".AgAB" (the token's version) and a long base64url body
+    ("azure-refresh-token", r"\b[01]\.A[\w\-]{30,}\.(?:1\.)?AgAB[\w\-]{100,}", (".AgAB",)),
+    ("zoho-token", r"\b1000\.[a-f0-9]{32}\.[a-f0-9]{32}\b", ("1000.",)),
+    ("dropbox-token", r"\bsl\.(?:u\.)?[A-Za-z0-9_\-]{120,}", ("sl.",)),
+    ("notion-token", r"\bsecret_[A-Za-z0-9]{43}\b", ("secret_",)),
+    ("nightfall-key", r"\bNF-[A-Za-z0-9]{32}\b", ("NF-",)),
+    ("cloudflare-ca-key", r"\bv1\.0-[a-f0-9]{24}-[a-f0-9]{146}\b", ("v1.0-",)),
+    ("new-relic-key", r"\b[A-Za-z0-9]{42}-NRMA\b", ("-NRMA",)),
+    ("flexport-token", r"\bshltm_[A-Za-z0-9_\-]{40}\b", ("shltm_",)),
+    ("trufflehog-key", r"\bthog-(?:key-[a-f0-9]{16}|secret-[a-f0-9]{32})\b", ("thog-",)),
+    ("photoroom-key", r"\b(?:sandbox_)?sk_pr_[a-z0-9]+_[a-f0-9]{40}\b", ("sk_pr_",)),
     (
         "webhook-url",  # the URL is the credential: anyone holding it can post
         r"https?://(?:hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_\-]+/"
         r"[A-Za-z0-9_/\-]{8,}"
-        r"|[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@\-/]{40,}"
+        r"|[A-Za-z0-9\-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@\-/]{40,}"
         r"|hooks\.zapier\.com/hooks/catch/[A-Za-z0-9]+(?:/[A-Za-z0-9]+)?"
         r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_\-]{40,})",
         ("hooks.slack.com", ".webhook.office.com", "hooks.zapier.com", "/api/webhooks/"),
@@ -1540,6 +1552,16 @@ def _own_rules() -> list[_Rule]:
             validate=lambda t, m: _random_token(m.group(0).lstrip("A").replace("%", "")),
         ),
         *(_RegexRule(kind, rx, hints=hints) for kind, rx, hints in _PROVIDER_SHAPES),
+        _RegexRule(
+            # a signed URL's signature (Azure SAS ``sig=``, Power Automate triggers, S3
+            # ``X-Amz-Signature=``): whoever holds the URL holds the access it grants
+            CREDENTIAL,
+            r"[?&;](?:sig|signature|x-amz-signature)=(?P<v>[a-z0-9%+/=_\-]{20,})",
+            group="v",
+            lower=True,
+            lower_hint="sig",
+            validate=lambda t, m: _random_value(m.group("v").replace("%", "")),
+        ),
         _RegexRule(
             "azure-ad-client-secret",
             r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",

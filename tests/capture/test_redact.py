@@ -1315,6 +1315,32 @@ PROVIDER_SHAPES = [
         + tok(68, B64URL, 88),
         "webhook-url",
     ),
+    # a tenant's own Teams host may have capitals (``uQu9x.webhook.office.com``)
+    (
+        "https://"
+        + tok(10, ALNUM, 120)
+        + ".webhook.office.com/webhookb2/"
+        + str(uuid.UUID(int=random.Random(121).getrandbits(128)))
+        + "@"
+        + str(uuid.UUID(int=random.Random(137).getrandbits(128)))
+        + "/IncomingWebhook/"
+        + tok(32, HEX, 138),
+        "webhook-url",
+    ),
+    ("apify_api" + "_" + tok(20, ALNUM, 122) + "-" + tok(15, ALNUM, 123), "apify-token"),
+    (
+        "1.A" + tok(50, B64URL, 124) + ".AgAB" + tok(400, B64URL, 125),
+        "azure-refresh-token",
+    ),
+    ("1000" + "." + tok(32, HEX, 126) + "." + tok(32, HEX, 127), "zoho-token"),
+    ("sl" + "." + tok(135, B64URL, 128), "dropbox-token"),
+    ("secret" + "_" + tok(43, ALNUM, 129), "notion-token"),
+    ("NF" + "-" + tok(32, ALNUM, 130), "nightfall-key"),
+    ("v1.0" + "-" + tok(24, HEX, 131) + "-" + tok(146, HEX, 132), "cloudflare-ca-key"),
+    (tok(42, LOWER_DIGITS, 133) + "-NRMA", "new-relic-key"),
+    ("shltm" + "_" + tok(40, B64URL, 134), "flexport-token"),
+    ("thog-key" + "-" + tok(16, HEX, 135), "trufflehog-key"),
+    ("sk_pr" + "_" + "mykey_" + tok(40, HEX, 136), "photoroom-key"),
 ]
 
 
@@ -1472,3 +1498,33 @@ def test_a_long_xml_value_is_redacted_whole(text: str) -> None:
     secret = "0.A" + tok(1500, B64URL + ".", 110)
     out = redacted_once(text.format(secret))
     assert secret not in out and "[REDACTED:credential]" in out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://acct.blob.core.windows.net/backups?sp=r&st=2026-03-04T07:24:52Z"
+        "&se=2026-04-04T15:24:52Z&spr=https&sv=2022-11-02&sr=c&sig={}",
+        "https://prod-12.westeurope.logic.azure.com:443/workflows/"
+        + tok(32, HEX, 140)
+        + "/triggers/manual/paths/invoke?api-version=2016-06-01&sig={}",
+        "https://bucket.s3.amazonaws.com/report.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Signature={}",
+    ],
+)
+def test_a_signed_urls_signature_is_redacted(url: str) -> None:
+    sig = tok(30, ALNUM, 141) + "%2B" + tok(12, ALNUM, 142) + "%3D"
+    out = redacted_once(url.format(sig))
+    assert sig not in out and "[REDACTED:" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://example.com/design?signature=none",
+        "verify with ?sig=abc and &signature=" + "deadbeef",
+        "git log --show-signature=" + "true",
+    ],
+)
+def test_a_short_or_plain_signature_parameter_is_left_alone(text: str) -> None:
+    assert R.redact_text(text) == text
