@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from capture import paths
+from hooks import spooler
 
 
 @dataclass(frozen=True)
@@ -28,27 +28,7 @@ class ErrorLine:
 
 def log_error(component: str, session: str, message: str, home: Path | None = None) -> None:
     """Append one line; falls back to the per-user temp log if the data folder fails."""
-    line = (
-        "\t".join(
-            [
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                component,
-                session or "-",
-                " ".join(message.split())[:500],
-            ]
-        )
-        + "\n"
-    )
-    primary = paths.error_log(home)
-    for path in (primary, paths.fallback_error_log()):
-        try:
-            if path == primary:
-                paths.ensure_dir(path.parent)
-            # never through a link, never into a file someone else owns (a shared $TMPDIR)
-            paths.append_private(path, line.encode("utf-8", "replace"))
-            return
-        except OSError:
-            continue
+    spooler.log_error(str(home or paths.data_dir()), session, message, component)
 
 
 def run_detached(component: str, argv: list[str], assemble: Callable[[str], Any]) -> int:

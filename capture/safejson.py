@@ -9,8 +9,11 @@ a reader reports a bad line and goes on.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
+
+from capture.errors import BCError
 
 #: Deeper than anything Claude Code, the API or a hook writes (tool inputs included).
 MAX_DEPTH = 256
@@ -55,3 +58,23 @@ def loads(raw: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     if depth(value, max_depth) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
     return value
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The numbered JSON objects of a JSONL file a user passed (blank lines skipped); a
+    line that is not one stops the reading with a one-line ``BCError`` naming it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise BCError(f"cannot read {path}: {exc.strerror}") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = loads(line)
+        except ValueError as exc:
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise BCError(f"{path}:{number}: not valid JSON ({why})") from None
+        if not isinstance(row, dict):
+            raise BCError(f"{path}:{number}: not a JSON object")
+        yield number, row

@@ -163,39 +163,13 @@ class TraceStorage:
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every stored record in file order (all versions); bad lines go to ``problems``."""
-        for _, rec in self._numbered():
-            yield rec
-
-    def _numbered(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as fh:
-            for number, raw in enumerate(fh, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    rec = json.loads(raw)
-                    if not isinstance(rec, dict):
-                        raise ValueError("not a JSON object")
-                except ValueError as exc:
-                    torn = not raw.endswith(b"\n")
-                    reason = "torn last line (skipped)" if torn else f"malformed line: {exc}"
-                    self.problems.append(Problem(self.path, number, reason))
-                    continue
-                yield number, rec
+        if self.path.exists():
+            for _, rec in numbered_records(self.path, self.problems):
+                yield rec
 
     def latest(self) -> dict[str, ClaudeTrace]:
         """The last version of every trace, keyed by id, in order of first appearance."""
-        out: dict[str, ClaudeTrace] = {}
-        for number, rec in self._numbered():
-            try:
-                trace = load_trace(rec)
-            except (ValidationError, SchemaError) as exc:
-                first = str(exc).splitlines()[0]
-                self.problems.append(Problem(self.path, number, f"invalid trace: {first}"))
-                continue
-            out[trace.trace_id] = trace
-        return out
+        return latest_traces(self.path, self.problems) if self.path.exists() else {}
 
     def load_traces(self) -> list[ClaudeTrace]:
         return list(self.latest().values())
@@ -214,3 +188,55 @@ class TraceStorage:
         if not hits:
             raise BCError(f"no trace with id {ident!r}")
         raise BCError(f"id prefix {ident!r} is ambiguous ({len(hits)} traces)")
+
+
+# --- reading trace lines (the store's file, or any JSONL file of traces) ----------------
+
+
+def numbered_records(path: Path, problems: list[Problem]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON objects of ``path`` with their line numbers; a line that is not one goes
+    to ``problems`` (a torn last line too: a writer killed mid-write)."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+                if not isinstance(rec, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                torn = not raw.endswith(b"\n")
+                reason = "torn last line (skipped)" if torn else f"malformed line: {exc}"
+                problems.append(Problem(path, number, reason))
+                continue
+            yield number, rec
+
+
+def latest_traces(path: Path, problems: list[Problem]) -> dict[str, ClaudeTrace]:
+    """The last version of every trace in the JSONL file ``path``, keyed by id, in order
+    of first appearance; a line that is not a trace goes to ``problems``."""
+    out: dict[str, ClaudeTrace] = {}
+    for number, rec in numbered_records(path, problems):
+        try:
+            trace = load_trace(rec)
+        except (ValidationError, SchemaError) as exc:
+            first = str(exc).splitlines()[0]
+            problems.append(Problem(path, number, f"invalid trace: {first}"))
+            continue
+        out[trace.trace_id] = trace
+    return out
+
+
+def read_traces(source: Path | None = None) -> tuple[list[ClaudeTrace], list[Problem]]:
+    """The last version of each trace in a store folder (default: the capture store) or in
+    a JSONL file of traces, and the lines that could not be read."""
+    path = source or paths.traces_dir()
+    if path.is_dir():
+        store = TraceStorage(path)
+        return store.load_traces(), store.problems
+    if path.is_file():
+        problems: list[Problem] = []
+        return list(latest_traces(path, problems).values()), problems
+    if source is None:  # nothing captured yet
+        return [], []
+    raise BCError(f"no traces at {path} (capture some with bc-capture first)")

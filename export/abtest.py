@@ -32,6 +32,7 @@ from typing import Any, Literal
 from capture import paths
 from capture.errors import BCError
 from capture.redact import redact_text
+from capture.safejson import read_jsonl
 
 Guess = Literal["A", "B", "unsure"]
 GUESSES: tuple[Guess, ...] = ("A", "B", "unsure")
@@ -419,20 +420,14 @@ def read_samples(path: Path) -> list[Sample]:
     if not path.is_file():
         raise BCError(f"{path}: no such file")
     out: list[Sample] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BCError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-        messages = row.get("messages") if isinstance(row, dict) else None
+    for n, row in read_jsonl(path):
+        messages = row.get("messages")
         if isinstance(messages, str):  # stored as one JSON string by some writers
             messages = json.loads(messages)
         if not isinstance(messages, list):
             raise BCError(f"{path}:{n}: a row needs a 'messages' list")
         source = str(row.get("id") or row.get("trace_id") or f"{path.name}:{n}")
-        tools = row.get("tools") if isinstance(row.get("tools"), list) else []
+        tools = row["tools"] if isinstance(row.get("tools"), list) else []
         sample = sample_from_chat(source, messages, tools)
         if sample is not None:
             out.append(sample)

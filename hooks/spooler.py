@@ -25,11 +25,17 @@ MAX_BYTES = 64 << 20  # a payload larger than this is not a hook payload we can 
 READ_DEADLINE_S = 5.0  # Claude Code closes stdin at once; never wait longer than this
 LOCK_DEADLINE_S = 3.0
 ASSEMBLE_EVENTS = (b"Stop", b"SubagentStop", b"SessionEnd")
-FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+
+
+# --- the data folder and the error log ---------------------------------------------------
+# The package (capture.paths, capture.errlog) takes these from here: the hook cannot import
+# the package, so this stdlib module holds the one copy. The proxy addon runs in
+# mitmproxy's own environment and keeps its own; tests/proxy/test_addon.py holds it equal.
 
 
 def data_dir() -> str:
-    # Same rule as capture.paths.data_dir (a test keeps them in step).
+    """``$BC_HOME`` if set, else ``$XDG_DATA_HOME/claude-bc``, else ``~/.local/share/claude-bc``."""
     home = os.environ.get("BC_HOME")
     if home:
         return os.path.expanduser(home)
@@ -40,21 +46,34 @@ def data_dir() -> str:
     return os.path.join(base, "claude-bc")
 
 
-def log_error(home: str, session: str, message: str) -> None:
-    line = "{}\thook\t{}\t{}\n".format(
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        session,
-        message.replace("\n", " ")[:500],
-    )
+def ensure_dir(path: str) -> str:
+    """Create ``path`` (and parents) with mode 0700; tighten it if it already exists."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def error_logs(home: str) -> tuple[str, str]:
+    """The error log in the data folder, then the per-user one in ``$TMPDIR`` for when
+    the data folder itself cannot be written."""
     tmp = os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(home, "errors.log"), os.path.join(
+        tmp, f"claude-bc-{os.getuid()}-errors.log"
+    )
+
+
+def log_error(home: str, session: str, message: str, component: str = "hook") -> None:
+    """One line ``<UTC time>\t<component>\t<session>\t<message>`` in the first error log
+    that takes it; never raises (capture must not disturb Claude Code)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    line = f"{stamp}\t{component}\t{session or '-'}\t{' '.join(message.split())[:500]}\n"
+    primary, fallback = error_logs(home)
     try:
-        os.makedirs(home, mode=0o700, exist_ok=True)
+        ensure_dir(home)
     except OSError:
         pass
-    for path in (
-        os.path.join(home, "errors.log"),
-        os.path.join(tmp, f"claude-bc-{os.getuid()}-errors.log"),
-    ):
+    for path in (primary, fallback):
         try:
             fd = open_private(path)  # never a link, never a file someone else owns
             try:
@@ -66,14 +85,18 @@ def log_error(home: str, session: str, message: str) -> None:
             continue
 
 
-def open_private(path: str) -> int:
-    """Open ``path`` for appending, created 0600: never through a symlink, and only a
-    regular file this user owns (a planted link or someone else's file raises OSError)."""
-    fd = os.open(path, FLAGS, 0o600)
-    st = os.fstat(fd)
-    if st.st_uid != os.geteuid() or (st.st_mode & 0o170000) != 0o100000:
+def open_private(path: str | os.PathLike[str], flags: int = APPEND) -> int:
+    """``os.open`` a data file for this user only: never through a symlink, created 0600,
+    and refused (``PermissionError``) unless it is a regular file this user owns (a planted
+    link or someone else's file in a shared ``$TMPDIR``)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY, 0o600)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or (st.st_mode & 0o170000) != 0o100000:
+            raise PermissionError(f"{os.fspath(path)}: not a regular file of this user: refused")
+    except BaseException:
         os.close(fd)
-        raise PermissionError(f"{path}: not a regular file of this user: refused")
+        raise
     return fd
 
 

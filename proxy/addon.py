@@ -27,12 +27,14 @@ and imports nothing from claude-bc. Rules:
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import functools
 import json
 import os
 import queue
 import re
+import stat
 import subprocess
 import threading
 import time
@@ -52,6 +54,8 @@ SPOOL_VERSION = 1
 META_KEY = "claude_bc"  # our per-flow state in flow.metadata
 MAX_COPY = 64 << 20  # stop copying a response beyond this (it still streams through)
 LOCK_DEADLINE_S = 3.0
+# never through a planted link
+PRIVATE_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # Header names never written: exact names, and any name containing one of the parts.
 SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
@@ -72,7 +76,10 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}")  # capture.paths.SA
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-# --- where things go (same rules as capture.paths) -------------------------------------
+# --- where things go --------------------------------------------------------------------
+# The same rules as hooks/spooler.py, which the package takes them from. This addon runs
+# in mitmproxy's environment and imports nothing of ours, so it keeps a copy;
+# tests/proxy/test_addon.py holds the two equal.
 
 
 def data_dir() -> str:
@@ -92,19 +99,30 @@ def ensure_dir(path: str) -> str:
 
 
 def log_error(session: str, message: str) -> None:
-    """One line in the side error log (format of capture.errlog); never raises."""
+    """One line in the side error log (hooks/spooler.py's format), or in the per-user one
+    in ``$TMPDIR`` when the data folder cannot be written; never raises."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     line = f"{stamp}\tproxy\t{session or '-'}\t{' '.join(message.split())[:500]}\n"
-    try:
-        home = ensure_dir(data_dir())
-        path = os.path.join(home, "errors.log")
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    home, tmp = data_dir(), os.environ.get("TMPDIR") or "/tmp"
+    with contextlib.suppress(OSError):
+        ensure_dir(home)
+    for path in (
+        os.path.join(home, "errors.log"),
+        os.path.join(tmp, f"claude-bc-{os.getuid()}-errors.log"),
+    ):
         try:
-            os.write(fd, line.encode("utf-8", "replace"))
+            fd = os.open(path, PRIVATE_APPEND, 0o600)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)  # never into a file someone else owns (a shared $TMPDIR)
+            if st.st_uid == os.geteuid() and stat.S_ISREG(st.st_mode):
+                os.write(fd, line.encode("utf-8", "replace"))
+                return
+        except OSError:
+            continue
         finally:
             os.close(fd)
-    except OSError:
-        pass
 
 
 def append_locked(path: str, data: bytes) -> None:

@@ -32,14 +32,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from capture import outdir, paths
+from capture import outdir, paths, store
 from capture.errors import BCError
 from capture.gates import gate, load_gate_config
 from capture.redact import redact
-from capture.schema import ClaudeTrace, SchemaError, ToolCall, load_trace
-from capture.store import TraceStorage
+from capture.safejson import read_jsonl
+from capture.schema import ClaudeTrace, ToolCall
 from training.config import DatasetConfig
 from training.template import to_hf_tool
 
@@ -54,41 +52,17 @@ TextCounter = Callable[[str], int]
 
 def read_traces(source: Path | None, skip_bad: bool) -> list[ClaudeTrace]:
     """The last version of each trace in a store folder or JSONL file; bad rows stop us."""
-    path = source or paths.traces_dir()
-    if path.is_dir():
-        store = TraceStorage(path)
-        traces, problems = store.load_traces(), [str(p) for p in store.problems]
-    elif path.is_file():
-        traces, problems = _read_file(path)
-    else:
-        raise BCError(f"no traces at {path} (capture some with bc-capture first)")
+    traces, problems = store.read_traces(source)
     if problems and not skip_bad:
         raise BCError(
             f"{len(problems)} unreadable row(s), first: {problems[0]}; "
             "fix or remove them, or pass --skip-bad"
         )
     if not traces:
-        raise BCError(f"no traces in {path} (capture some with bc-capture first)")
+        raise BCError(
+            f"no traces in {source or paths.traces_dir()} (capture some with bc-capture first)"
+        )
     return traces
-
-
-def _read_file(path: Path) -> tuple[list[ClaudeTrace], list[str]]:
-    latest: dict[str, ClaudeTrace] = {}
-    problems: list[str] = []
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
-                trace = load_trace(rec)
-            except (ValueError, ValidationError, SchemaError) as exc:
-                problems.append(f"{path}:{number}: {str(exc).splitlines()[0]}")
-                continue
-            latest[trace.trace_id] = trace
-    return list(latest.values()), problems
 
 
 # --- tool schemas -----------------------------------------------------------------------
@@ -504,13 +478,9 @@ def load_split(folder: Path, split: str) -> Any:
     if not path.is_file():
         raise BCError(f"no {split}.jsonl in {folder} (build it with: bc-train dataset)")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
-                raise ValueError("no 'messages' list")
-        except ValueError as exc:
-            raise BCError(f"{path}:{number}: corrupt row ({exc})") from None
+    for number, row in read_jsonl(path):
+        if not isinstance(row.get("messages"), list):
+            raise BCError(f"{path}:{number}: corrupt row (no 'messages' list)")
         rows.append(
             {
                 "messages": row["messages"],

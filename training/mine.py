@@ -30,6 +30,7 @@ from typing import Any
 from capture import outdir
 from capture.errors import BCError
 from capture.redact import redact
+from capture.safejson import read_jsonl
 from training.policy import Sampling, Task, load_policy, run_episodes, tasks_from_split
 from training.reward import BehavioralRewardModel
 
@@ -273,13 +274,6 @@ def run(
 
 def _rows(dataset: Path, split: str) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    path = dataset / f"{split}.jsonl"
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise BCError(f"{path}:{number}: corrupt row ({exc})") from None
+    for number, row in read_jsonl(dataset / f"{split}.jsonl"):
         rows.setdefault(str(row.get("trace_id", number)), row)
     return rows

@@ -7,58 +7,28 @@ happen inside the commands, so ``bc-train --help`` and ``bc-train reward`` stay 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from capture import paths
+from capture import paths, store
 from capture.errors import BCError
-from capture.schema import ClaudeTrace, SchemaError, load_trace
-from capture.store import TraceStorage
+from capture.safejson import read_jsonl
+from capture.schema import ClaudeTrace
 from training.replay import candidate_trace, turns_from_messages
 from training.reward import COMPONENTS, BehavioralRewardModel, Reward, parse_completion
 
 TRACES_HELP = "Claude's traces as JSONL (default: the capture store under $BC_HOME)."
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Numbered JSON objects of a JSONL file; a bad line is a one-line ``BCError``."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BCError(f"cannot read {path}: {exc.strerror}") from exc
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BCError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise BCError(f"{path}:{number}: not a JSON object")
-        yield number, row
-
-
 def load_traces(path: Path | None) -> list[ClaudeTrace]:
     """Traces from a JSONL file (last version of an id wins) or from the capture store."""
-    if path is None:
-        store = TraceStorage(paths.traces_dir())
-        traces = store.load_traces()
-        for problem in store.problems:
-            click.echo(f"warning: {problem}", err=True)
-    else:
-        latest: dict[str, ClaudeTrace] = {}
-        for number, row in read_jsonl(path):
-            try:
-                trace = load_trace(row)
-            except (ValidationError, SchemaError) as exc:
-                first = str(exc).splitlines()[0]
-                raise BCError(f"{path}:{number}: not a trace ({first})") from exc
-            latest[trace.trace_id] = trace
-        traces = list(latest.values())
+    traces, problems = store.read_traces(path)
+    if path is not None and path.is_file() and problems:
+        raise BCError(str(problems[0]))
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
     if not traces:
         where = path or paths.traces_dir()
         raise BCError(f"no traces in {where}: capture some first (bc-capture install)")

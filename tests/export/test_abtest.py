@@ -148,7 +148,7 @@ def test_held_out_chats_become_samples_cut_before_the_final_answer(tmp_path: Pat
     with pytest.raises(BCError, match="no test.jsonl or eval.jsonl"):
         read_samples(folder)
     path.write_text("{not json\n")
-    with pytest.raises(BCError, match=r"test.jsonl:1: not JSON"):
+    with pytest.raises(BCError, match=r"test.jsonl:1: not valid JSON"):
         read_samples(path)
 
 

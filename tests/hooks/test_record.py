@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from capture import paths
 from hooks import spooler as record
 from tests.conftest import FIXTURES, VENV_PYTHON
 
@@ -177,17 +176,6 @@ def test_stdin_held_open_ends_within_the_deadline(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < record.READ_DEADLINE_S + 5
     proc.stdin.close()
     assert any("TimeoutError" in line for line in error_lines(home, tmp_path))
-
-
-def test_hook_and_package_agree_on_the_data_folder(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    for env in ({"BC_HOME": str(tmp_path / "x")}, {"XDG_DATA_HOME": str(tmp_path / "xdg")}, {}):
-        monkeypatch.delenv("BC_HOME", raising=False)
-        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        assert Path(record.data_dir()) == paths.data_dir()
 
 
 def test_field_scanner_matches_json(tmp_path: Path) -> None:

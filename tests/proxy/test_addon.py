@@ -4,6 +4,7 @@ front of the scripted fake Anthropic API: what the client sees, and what is reco
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import threading
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 
 from capture.api import to_exchange
+from hooks import spooler
+from proxy import addon
 from tests import fake_anthropic
 from tests.claude_code import BASIC_SCENARIO
 from tests.fake_anthropic import FakeAnthropic
@@ -227,6 +230,28 @@ def test_a_failing_recorder_never_affects_the_flow(api: FakeAnthropic, proxy: Pr
     finally:
         folder.unlink()
         shutil.move(folder.with_name("api-aside"), folder)
+
+
+def test_addon_and_hook_agree_on_the_data_folder_and_the_error_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The addon keeps its own copy of the hook's rules (it runs in mitmproxy's
+    environment): the same folder, the same line format, the same fallback log."""
+    for env in ({"BC_HOME": str(tmp_path / "x")}, {"XDG_DATA_HOME": str(tmp_path / "xdg")}, {}):
+        monkeypatch.delenv("BC_HOME", raising=False)
+        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert addon.data_dir() == spooler.data_dir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("BC_HOME", str(blocker / "home"))  # cannot be created
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    spooler.log_error(spooler.data_dir(), "s1", "hook\tfailed\n")
+    addon.log_error("s2", "proxy   failed")
+    fallback = tmp_path / f"claude-bc-{os.getuid()}-errors.log"
+    rows = [line.split("\t")[1:] for line in fallback.read_text().splitlines()]
+    assert rows == [["hook", "s1", "hook failed"], ["proxy", "s2", "proxy failed"]]
 
 
 # --- the command ----------------------------------------------------------------------------

@@ -229,7 +229,7 @@ def test_corrupt_dataset_row_is_one_clear_error(
         ["sft", "--dataset", str(broken), "--base", str(tiny_model), "--out", str(tmp_path / "o")],
         capsys,
     )
-    assert code == 1 and "train.jsonl:5: corrupt row" in err and err.count("\n") == 1
+    assert code == 1 and "train.jsonl:5: not valid JSON" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
 
 
