@@ -67,12 +67,12 @@ def test_corpus_is_what_provenance_says() -> None:
 
 @needs_corpus
 def test_recall_floor_on_gitleaks_and_trufflehog_secrets(sample_score: rc.Score) -> None:
-    # measured on the whole corpus (scripts/secrets-corpus): gitleaks-derived 93.9%,
-    # trufflehog-derived 77.5% (betterleaks' rules, shipped); on this sample 93.9% / 77.4%
-    # (94.2% / 76.7% with gitleaks' config/gitleaks.toml); the floors leave room for the
-    # sample only (a rule change that loses a family fails)
+    # measured on the whole corpus (scripts/secrets-corpus): gitleaks-derived 94.0%,
+    # trufflehog-derived 78.7% (betterleaks' rules, shipped); on this sample 94.0% / 78.7%
+    # (whole corpus 94.2% / 78.0% with gitleaks' config/gitleaks.toml); the floors leave
+    # room for the sample only (a rule change that loses a family fails)
     assert sample_score.by_source["gitleaks"].rate >= 0.92
-    assert sample_score.by_source["trufflehog"].rate >= 0.75
+    assert sample_score.by_source["trufflehog"].rate >= 0.76
     for ctx in ("env", "json", "yaml", "curl", "python", "xml", "go", "java"):
         assert sample_score.by_context[("gitleaks", ctx)].rate >= 0.93, ctx
         assert sample_score.by_context[("trufflehog", ctx)].rate >= 0.88, ctx
@@ -80,7 +80,7 @@ def test_recall_floor_on_gitleaks_and_trufflehog_secrets(sample_score: rc.Score)
 
 @needs_corpus
 def test_gitleaks_false_positive_examples_mostly_untouched(sample_score: rc.Score) -> None:
-    # 9 of this sample's 104 (8.7%) with either rule set; whole corpus 9.8%
+    # 9 of this sample's 104 (8.7%) with betterleaks' rules; whole corpus 9.8%
     assert sample_score.fp_changed.rate <= 0.12
 
 
