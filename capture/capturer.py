@@ -1,8 +1,8 @@
-"""The original design's programmatic capture API, kept as a library on the same store.
+"""The library API: record a turn from Python code, into the same store.
 
-Automatic capture (hooks, transcripts, proxy) is the main path; this is for scripts
-that want to record a turn by hand. It goes through the same assembler, so the trace
-is redacted and gets its signals like any other.
+Automatic capture (hooks, transcripts, proxy) is the main path; this is for scripts and
+tests that want to record a turn by hand. It goes through the same assembler, so the
+trace is redacted and gets its signals like any other (``sources`` is ``["manual"]``).
 
     >>> capturer = ClaudeCapturer()  # the store in $BC_HOME (or pass a TraceStorage)
     >>> capturer.start_trace("What's the difference between transformer 1 and 2?")
@@ -68,7 +68,7 @@ class ClaudeCapturer:
         return to_trace(turn)
 
     def save(self, trace: ClaudeTrace) -> None:
-        self.storage.save_trace(trace)
+        self.storage.append([trace])
 
     def get_trace_count(self) -> int:
         return self.storage.count()

@@ -155,10 +155,6 @@ class TraceStorage:
             start += len(line) + 1
         return end, offsets
 
-    def save_trace(self, trace: ClaudeTrace) -> None:
-        """The original design's single-trace save."""
-        self.append([trace])
-
     # --- reading ------------------------------------------------------------------------
 
     def records(self) -> Iterator[dict[str, Any]]:

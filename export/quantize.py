@@ -34,13 +34,3 @@ def quantize(src: Path, dst: Path, ftype: int = Q4_K_M, threads: int | None = No
     if status != 0 or not dst.is_file():
         raise BCError(f"quantizing {src} to {dst} failed (llama.cpp status {status})")
     return dst
-
-
-def tensor_types(path: Path) -> dict[str, int]:
-    """How many tensors of each type a GGUF file holds (e.g. ``{"Q4_K": 14, "F32": 5}``)."""
-    from collections import Counter
-
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path))
-    return dict(Counter(t.tensor_type.name for t in reader.tensors))

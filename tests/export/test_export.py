@@ -13,10 +13,19 @@ import pytest
 
 from capture.errors import BCError
 from export import fidelity, merge, ollama
-from export.quantize import tensor_types
 from export.serve import LocalModel
 from tests.export.conftest import BC_TRAIN, fake_ollama_dir
 from training.template import CHAT_TEMPLATE, parse_tool_calls
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    """How many tensors of each type a GGUF file holds (e.g. ``{"Q4_K": 14, "F32": 5}``)."""
+    from collections import Counter
+
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    return dict(Counter(t.tensor_type.name for t in reader.tensors))
 
 
 def test_export_writes_checked_gguf_files_named_as_in_the_seeds(exported: dict[str, Any]) -> None:
