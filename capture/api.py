@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from capture import paths, safejson
-from capture.backfill import projects_dir
 from capture.errlog import run_detached
 from capture.ingest import ingest
 from capture.rawspool import redact_in_place
@@ -46,16 +45,18 @@ from capture.redact import redact
 from capture.schema import ClaudeTrace
 from capture.spool import read_spool, session_lock, turns_from_hooks
 from capture.store import Problem, TraceStorage
-from capture.transcript import (
+from capture.transcript import read_lines, split_command, turns_from_lines
+from capture.turns import (
+    AGENT_TOOLS,
     INTERRUPTED,
     TASK_NOTIFICATION,
+    CallDraft,
+    TurnDraft,
+    assemble,
     call_outcome,
-    read_lines,
     result_text,
-    split_command,
-    turns_from_lines,
+    served_by,
 )
-from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft, assemble, served_by
 
 if TYPE_CHECKING:
     from anthropic.types.beta import BetaRawMessageStreamEvent
@@ -599,7 +600,7 @@ def known_prompts(session: str, home: Path | None = None) -> list[TurnDraft]:
         turns = turns_from_hooks(read_spool(spool).events)
         if turns:
             return turns
-    for transcript in sorted(projects_dir().glob(f"*/{session}.jsonl")):
+    for transcript in sorted(paths.projects_dir().glob(f"*/{session}.jsonl")):
         return turns_from_lines(read_lines(transcript))
     return []
 

@@ -65,14 +65,6 @@ BATCH_BYTES = 4 << 20
 # --- where the transcripts are ------------------------------------------------------------
 
 
-def projects_dir(explicit: Path | None = None) -> Path:
-    """``explicit``, else ``$CLAUDE_CONFIG_DIR/projects``, else ``~/.claude/projects``."""
-    if explicit is not None:
-        return explicit.expanduser()
-    config = os.environ.get("CLAUDE_CONFIG_DIR")
-    return (Path(config).expanduser() if config else Path.home() / ".claude") / "projects"
-
-
 def project_folder(projects: Path, project: Path) -> Path:
     """Claude Code's folder for a project: every non-alphanumeric character of its path → ``-``."""
     return projects / re.sub(r"[^A-Za-z0-9]", "-", str(project.expanduser().resolve()))

@@ -291,7 +291,7 @@ def import_cmd(
     """Import past Claude Code sessions from their transcripts (only what is new)."""
     from capture import backfill  # the capture commands above do not need it loaded
 
-    files = backfill.session_files(backfill.projects_dir(projects_dir), project)
+    files = backfill.session_files(paths.projects_dir(projects_dir), project)
     jobs = jobs or backfill.default_jobs(files)
     with backfill.progress_bar(files) as on_bytes:
         summary = backfill.import_files(files, since=since, on_bytes=on_bytes, jobs=jobs)
@@ -313,7 +313,7 @@ def watch_cmd(projects_dir: Path | None, idle: float) -> None:
     """Follow Claude Code's projects folder and capture each turn as it completes."""
     from capture import backfill, watcher  # watchdog is loaded only for this command
 
-    folder = backfill.projects_dir(projects_dir)
+    folder = paths.projects_dir(projects_dir)
     click.echo(f"watching {folder} (stop with Ctrl-C or SIGTERM)", err=True)
 
     def report(result: backfill.FileResult) -> None:

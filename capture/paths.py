@@ -65,6 +65,15 @@ def fallback_error_log() -> Path:
     return Path(spooler.error_logs(str(data_dir()))[1])
 
 
+def projects_dir(explicit: Path | None = None) -> Path:
+    """Where Claude Code keeps its session transcripts: ``explicit``, else
+    ``$CLAUDE_CONFIG_DIR/projects``, else ``~/.claude/projects``."""
+    if explicit is not None:
+        return explicit.expanduser()
+    config = os.environ.get("CLAUDE_CONFIG_DIR")
+    return (Path(config).expanduser() if config else Path.home() / ".claude") / "projects"
+
+
 def is_safe_id(value: object) -> bool:
     """Whether ``value`` may name a file in the data folder (:data:`SAFE_ID`).
 

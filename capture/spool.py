@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from capture.store import Problem
-from capture.transcript import TASK_NOTIFICATION, call_outcome, result_text
-from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
+from capture.turns import (
+    AGENT_TOOLS,
+    TASK_NOTIFICATION,
+    CallDraft,
+    TurnDraft,
+    call_outcome,
+    result_text,
+)
 
 
 @dataclass

@@ -35,7 +35,15 @@ import orjson
 
 from capture.prefilter import Prefilter
 from capture.store import Problem
-from capture.turns import AGENT_TOOLS, CallDraft, TurnDraft
+from capture.turns import (
+    AGENT_TOOLS,
+    INTERRUPTED,
+    TASK_NOTIFICATION,
+    CallDraft,
+    TurnDraft,
+    call_outcome,
+    result_text,
+)
 
 # stop reasons after which the model waits for the user: the turn's answer is in
 FINAL_STOPS = frozenset({"end_turn", "stop_sequence", "max_tokens", "refusal"})
@@ -242,9 +250,7 @@ LOCAL_OUTPUT = (
     "<bash-stdout>",
     "<bash-stderr>",
 )
-INTERRUPTED = "[Request interrupted by user"
 COMMAND_TAGS = ("<command-name>", "<command-message>", "<command-args>")
-TASK_NOTIFICATION = "<task-notification>"
 
 
 @dataclass(frozen=True)
@@ -299,49 +305,6 @@ def split_command(text: str) -> tuple[str, str | None, str]:
         return typed, command, contents.group(1).strip()
     tags = [m.end() for m in _COMMAND_TAG.finditer(start)]
     return typed, command, start[max(tags) :].strip()
-
-
-def result_text(content: Any) -> str:
-    """The text of a tool_result's content (a string or a list of blocks)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for block in content:
-            if isinstance(block, dict):
-                if block.get("type") == "text":
-                    parts.append(str(block.get("text", "")))
-                else:
-                    parts.append(f"[{block.get('type', 'block')}]")
-        return "\n".join(parts)
-    return ""
-
-
-# What Claude Code puts in the tool_result of a call it did not run (prefixes).
-_DENIED = re.compile(
-    r"\s*(?:Permission to use .{0,200}? has been denied"
-    r"|Permission for this tool use was denied"
-    r"|Tool use was blocked"
-    r"|.{0,80}hook (?:blocked|denied))",
-    re.S,
-)
-_REJECTED = (
-    "The user doesn't want to proceed with this tool use",
-    "User rejected tool use",
-    "[Request interrupted by user",
-    "The user doesn't want to take this action",
-)
-
-
-def call_outcome(text: str, is_error: bool) -> str:
-    """A tool_result's outcome: ``interrupted`` (the user stopped or rejected it),
-    ``denied`` (a permission rule or hook refused it), else error or success."""
-    head = text.lstrip()
-    if head.startswith(_REJECTED):
-        return "interrupted"
-    if is_error and _DENIED.match(head):
-        return "denied"
-    return "error" if is_error else "success"
 
 
 @dataclass

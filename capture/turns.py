@@ -14,6 +14,7 @@ files, and the proxy's API exchanges). Everything after that is shared and lives
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,57 @@ from capture.signals import extract_signals
 # Tools that start a subagent (``Task`` in older Claude Code versions).
 AGENT_TOOLS = frozenset({"Agent", "Task"})
 SOURCE_PRIORITY: tuple[CaptureSource, ...] = ("transcript", "proxy", "hooks", "manual")
+
+
+# --- what Claude Code writes, as every source sees it --------------------------------------
+# The transcript, the API exchanges and the hook payloads carry the same tool results and
+# markers; their adapters read them with these.
+
+INTERRUPTED = "[Request interrupted by user"
+TASK_NOTIFICATION = "<task-notification>"
+
+
+def result_text(content: Any) -> str:
+    """The text of a tool_result's content (a string or a list of blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict):
+                if block.get("type") == "text":
+                    parts.append(str(block.get("text", "")))
+                else:
+                    parts.append(f"[{block.get('type', 'block')}]")
+        return "\n".join(parts)
+    return ""
+
+
+# What Claude Code puts in the tool_result of a call it did not run (prefixes).
+_DENIED = re.compile(
+    r"\s*(?:Permission to use .{0,200}? has been denied"
+    r"|Permission for this tool use was denied"
+    r"|Tool use was blocked"
+    r"|.{0,80}hook (?:blocked|denied))",
+    re.S,
+)
+_REJECTED = (
+    "The user doesn't want to proceed with this tool use",
+    "User rejected tool use",
+    "[Request interrupted by user",
+    "The user doesn't want to take this action",
+)
+
+
+def call_outcome(text: str, is_error: bool) -> str:
+    """A tool_result's outcome: ``interrupted`` (the user stopped or rejected it),
+    ``denied`` (a permission rule or hook refused it), else error or success."""
+    head = text.lstrip()
+    if head.startswith(_REJECTED):
+        return "interrupted"
+    if is_error and _DENIED.match(head):
+        return "denied"
+    return "error" if is_error else "success"
 
 
 @dataclass
