@@ -13,7 +13,7 @@
 2. ``bc-train dataset`` on the training traces, and on the held-out traces (which
    become the ``eval`` split), with compact tool schemas so samples stay short.
 3. ``bc-train sft`` (plain LoRA on CPU) on the embedded SmolLM2-135M-Instruct.
-4. ``bc-train ppo`` (GRPO + KL to the SFT policy, replay rollouts).
+4. ``bc-train rl`` (GRPO + KL to the SFT policy, replay rollouts).
 5. ``bc-train eval`` of base, SFT and RL on the held-out tasks, acting turn by turn in
    real copies of the held-out repositories (``--repos``).
 6. **In Claude Code** (``tests/teacher/in_claude_code.py``; ``--no-claude-code`` skips it):
@@ -200,7 +200,7 @@ def config_text(size: dict[str, int], tools: Path, checkpoints: int = 1) -> str:
         + ("bf16 = true\n" if cpu_bf16() else "")  # else the default: bf16 on CUDA only
         + f"save_steps = {max(1, size['sft_steps'] // checkpoints)}\n"
         f"save_total_limit = {checkpoints}\n\n"
-        "[ppo]\n"
+        "[rl]\n"
         f"max_steps = {size['ppo_steps']}\n"
         "num_generations = 4\nmax_turns = 6\nmax_new_tokens = 96\nmax_completion_length = 1536\n"
         "learning_rate = 2e-5\nbeta = 0.04\ntemperature = 0.8\n"
@@ -313,7 +313,7 @@ def main() -> int:
         timings["ppo_s"] = run(
             [
                 TRAIN,
-                "ppo",
+                "rl",
                 "--config",
                 str(cfg),
                 "--sft",

@@ -1,7 +1,7 @@
 """The loop closed in Claude Code itself: a trained model, exported and served, does the
 held-out tasks while the real Claude Code executes its calls and our hooks capture them.
 
-For one model (a ``bc-train sft``/``ppo`` output folder, or a plain HF model folder for
+For one model (a ``bc-train sft``/``rl`` output folder, or a plain HF model folder for
 the base): ``bc-train export`` writes the GGUF, ``bc-train serve`` serves it as an
 Anthropic Messages API (``--system training``: Claude Code's long system prompt is
 replaced by the training one, its tool schemas are compacted and its reminders dropped,
