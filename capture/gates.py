@@ -1,6 +1,6 @@
 """Quality gates: which traces are good enough to train on, and why the others are not.
 
-The seed's gates, each configurable: exclude errors and incomplete turns, answers under 50
+The quality gates, each configurable: exclude errors and incomplete turns, answers under 50
 words, thumbs-down ratings and trivial one-step answers (an answer with no tool call). The
 dataset builder and ``bc-capture stats`` share them::
 
@@ -55,7 +55,7 @@ _WORD = re.compile(r"\S+")
 
 
 class GateConfig(BaseModel):
-    """Which gates apply; every field has the seed's default."""
+    """Which gates apply; the defaults are the gates a training sample must pass."""
 
     model_config = ConfigDict(extra="forbid")
 

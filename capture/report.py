@@ -1,8 +1,8 @@
 """What the store holds, in numbers (``bc-capture stats``) and per trace (``bc-capture show``).
 
-``collect_stats(traces, gates)`` counts traces by source, category, depth and workflow, tools
-per trace (the seed's "avg 4+ tools per sample" check), how often each text signal occurs,
-ratings, and the quality-gate pass rate with the reasons traces were excluded.
+``collect_stats(traces, gates)`` counts traces by source, category, depth and workflow,
+tools per trace (the target is an average of 4 or more per sample), how often each text
+signal occurs, ratings, and the quality-gate pass rate with the reasons traces were excluded.
 """
 
 from __future__ import annotations

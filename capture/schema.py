@@ -1,8 +1,9 @@
 """The trace schema: ``ClaudeTrace``, ``ToolCall`` and ``ReasoningSignals``.
 
-Field names follow the original design (``user_prompt``, ``tool_calls`` with ``tool``,
-``args``, ``output``, ``reasoning``; ``claude_response``; ``reasoning_signals``) plus what
-the real Claude Code payloads give (ids, timings, failures, subagents, provenance).
+The core fields (``user_prompt``, ``tool_calls`` with ``tool``, ``args``, ``output``,
+``reasoning``; ``claude_response``; ``reasoning_signals``) are what a training sample
+needs; the rest is what the real Claude Code payloads give (ids, timings, failures,
+subagents, provenance).
 
 Every stored record carries ``schema_version``. ``upgrade()`` runs the ordered
 ``MIGRATIONS`` so a record written by any earlier version loads: never edit a
@@ -46,7 +47,7 @@ class WorkflowType(StrEnum):
 
 
 class Category(StrEnum):
-    """The seed's trace categories; a trace may have several (or none)."""
+    """What a trace is about; a trace may have several (or none)."""
 
     DATABASE_QUERIES = "database_queries"
     CODE_REFACTORING = "code_refactoring"
@@ -168,7 +169,7 @@ class ClaudeTrace(_Model):
     rating_note: str | None = None
 
     @property
-    def timestamp(self) -> datetime | None:  # the seed's name for the start time
+    def timestamp(self) -> datetime | None:  # the v0 records' name for the start time
         return self.started_at
 
     @property
@@ -203,7 +204,7 @@ def now() -> datetime:
 
 
 def _v0_to_v1(rec: dict[str, Any]) -> dict[str, Any]:
-    """v0 is the original design's manual-capture record (no schema_version).
+    """v0 is the first manual-capture record (no schema_version).
 
     It had ``timestamp`` (ISO string), ``user_rating``/``rating`` as text or a number,
     and ``reasoning_signals.exploration_depth`` as the enum value.

@@ -1,7 +1,7 @@
 """Reasoning signals and categories of a trace: pure functions, run at assembly.
 
 ``extract_signals(trace)`` (what ``capture.turns`` calls for every assembled turn, and
-``bc-capture reextract`` for every stored one) returns the seed's ``ReasoningSignals``:
+``bc-capture reextract`` for every stored one) returns the trace's ``ReasoningSignals``:
 
 * from structure: ``tool_sequence`` (main agent), ``reasoning_steps`` (calls + the answer),
   ``exploration_depth`` (every call, subagents' too: minimal 1-2, moderate 3-5, thorough 6-9,
@@ -12,7 +12,8 @@
   phrasings, reading the tool result before the block): ``constraints_detected``,
   ``pruning_decisions``, ``self_corrections``, ``explicit_plan``;
 * ``reasoning_chain`` (the sentences of the text before each call), ``multi_step_reasoning``;
-* ``categories``: the seed's seven, assigned from the prompt, the calls and the signals.
+* ``categories``: the seven of :class:`capture.schema.Category`, assigned from the prompt,
+  the calls and the signals.
 
 It runs in the hook worker after every turn, so the regexes are compiled once, each cue
 is one alternation searched per sentence (after one search for any cue, or for bulk work
@@ -665,7 +666,7 @@ def _exploring(every: list[ToolCall]) -> bool:
 
 
 def categories_of(trace: ClaudeTrace, signals: ReasoningSignals) -> list[Category]:
-    """The seed's categories that fit the trace, in the enum's order."""
+    """The categories that fit the trace, in the enum's order."""
     calls = _main(trace)
     tools = {c.tool for c in calls}
     edits = any(c.tool in EDIT_TOOLS for c in trace.tool_calls)

@@ -31,7 +31,7 @@ for _command in sft_cli.COMMANDS:
 for _command in export_commands.COMMANDS:
     cli.add_command(_command)
 
-# Alignment stages (training/rl_cli.py): bc-train reward | ppo | mine | eval
+# Alignment stages (training/rl_cli.py): bc-train reward | rl | mine | eval
 for _command in rl_cli.COMMANDS:
     cli.add_command(_command)
 

@@ -7,9 +7,10 @@ rater thinks is Claude's (or that they can't tell) and rates both answers 1–5.
 lives in one SQLite file, so votes survive a restart of the page.
 
 Indistinguishability is scored per judgment: the rater took the local answer for Claude's
-→ 1, can't tell → ½, found Claude → 0. Its mean is 50% when raters cannot tell at all, so the
-seeds' goal "> 45%" means: the one-sided 95% lower bound of that mean is above 0.45. At a
-true rate of 50% that takes ≈ 271 judgments (:func:`judgments_needed`).
+→ 1, can't tell → ½, found Claude → 0. Its mean is 50% when raters cannot tell at all, so
+the goal "> 45%" (raters cannot reliably tell the two apart) means: the one-sided 95% lower
+bound of that mean is above 0.45. At a true rate of 50% that takes ≈ 271 judgments
+(:func:`judgments_needed`).
 
 Run it with ``bc-train abtest pairs|serve|report`` (see ``claude_bc/cli.py``).
 """

@@ -27,7 +27,7 @@ def _default_out() -> Path:
     "--model",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A bc-train sft/ppo output folder, a LoRA adapter folder or a full model folder.",
+    help="A bc-train sft/rl output folder, a LoRA adapter folder or a full model folder.",
 )
 @click.option(
     "--base",
@@ -44,15 +44,17 @@ def _default_out() -> Path:
     "--name",
     default="llama-claude-bc-v1",
     show_default=True,
-    help="File name stem, as in the seeds.",
+    help="File name stem.",
 )
 @click.option(
-    "--ppo",
-    "ppo_version",
+    "--rl",
+    "rl_version",
     type=int,
     default=None,
-    help="Name the files llama-claude-ppo-vN instead (an RL output).",
+    help="Name the files llama-claude-rl-vN instead (a bc-train rl output).",
 )
+# the option's former name, still accepted; not in --help
+@click.option("--ppo", "ppo_version", type=int, default=None, hidden=True)
 @click.option("--no-ollama", is_flag=True, help="Write the Modelfile but do not run ollama.")
 @click.option("--keep-hf", is_flag=True, help="Keep the merged HF checkpoint (NAME-hf/).")
 def export_cmd(
@@ -60,6 +62,7 @@ def export_cmd(
     base: str | None,
     out: Path | None,
     name: str,
+    rl_version: int | None,
     ppo_version: int | None,
     no_ollama: bool,
     keep_hf: bool,
@@ -72,7 +75,8 @@ def export_cmd(
     """
     from export import fidelity, gguf, merge, ollama, quantize
 
-    stem = f"llama-claude-ppo-v{ppo_version}" if ppo_version is not None else name
+    version = rl_version if rl_version is not None else ppo_version
+    stem = f"llama-claude-rl-v{version}" if version is not None else name
     out = out or _default_out()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=out))

@@ -2,7 +2,7 @@
 
 What ``bc-train export`` accepts as ``--model``:
 
-* a training output folder (``bc-train sft`` / ``ppo``): ``adapter/`` + ``run.json`` naming
+* a training output folder (``bc-train sft`` / ``rl``): ``adapter/`` + ``run.json`` naming
   the base it was trained on;
 * a PEFT adapter folder (``adapter_config.json`` names the base);
 * a full model folder (``config.json`` + weights), e.g. an already merged model.

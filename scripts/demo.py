@@ -6,7 +6,7 @@ Everything lands in a temporary BC_HOME unless you set one.
 
 Then the imitation benchmark in small (`benchmarks/bench_imitation.py`): a scripted
 teacher works two tasks of each of six families through the real Claude Code (captured by
-the same hooks), `bc-train dataset` → `sft` → `ppo` train the embedded SmolLM2-135M on
+the same hooks), `bc-train dataset` → `sft` → `rl` train the embedded SmolLM2-135M on
 those twelve traces, and `bc-train eval` plays base, SFT and RL on six held-out tasks
 (unseen names and paths, reworded requests) in real copies of their repositories.
 """
@@ -62,7 +62,7 @@ def main() -> int:
 
 def imitation(work: Path) -> int:
     """A handful of teacher traces → SFT → RL → held-out table (base vs SFT vs RL)."""
-    print("\n==> imitation: 12 teacher traces -> bc-train dataset -> sft -> ppo -> eval")
+    print("\n==> imitation: 12 teacher traces -> bc-train dataset -> sft -> rl -> eval")
     bench = REPO / "benchmarks" / "bench_imitation.py"
     cmd = [
         sys.executable, str(bench),

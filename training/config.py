@@ -52,7 +52,7 @@ class DatasetConfig(_Settings):
     tool_set: Literal["offered", "used"] = "offered"
     min_tool_output_tokens: int = Field(48, ge=8)  # a cut tool output keeps at least this
     skip_bad: bool = False  # skip unreadable store rows instead of stopping
-    gates: GateConfig | None = None  # None: $BC_HOME/gates.toml, else the seed's defaults
+    gates: GateConfig | None = None  # None: $BC_HOME/gates.toml, else the defaults
 
 
 class SFTSettings(_Settings):
@@ -114,12 +114,20 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}{more}"
 
 
-def load_settings(kind: type[S], path: Path | None, section: str, overrides: dict[str, Any]) -> S:
-    """Validate the config file's ``section`` (or top level) plus non-None overrides."""
+def load_settings(
+    kind: type[S],
+    path: Path | None,
+    section: str,
+    overrides: dict[str, Any],
+    aliases: tuple[str, ...] = (),
+) -> S:
+    """Validate the config file's ``section`` (or top level) plus non-None overrides.
+    ``aliases``: older names of the section, read when it is absent (old config files)."""
     data: dict[str, Any] = {}
     if path is not None:
         raw = _read(path)
-        data = raw.get(section, raw) if isinstance(raw.get(section), dict) else raw
+        found = next((s for s in (section, *aliases) if isinstance(raw.get(s), dict)), None)
+        data = raw[found] if found is not None else raw
         # tables are other stages' sections, unless they are a field of this one (gates)
         data = {k: v for k, v in data.items() if not isinstance(v, dict) or k in kind.model_fields}
     data.update({k: v for k, v in overrides.items() if v is not None})

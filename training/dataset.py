@@ -13,7 +13,7 @@ Run: ``bc-train dataset [--config FILE] [--traces FILE] [--out DIR]`` (settings:
 * ``stats.json``: samples, tokens, tools per sample, categories, what was excluded and why.
 
 Steps, in order: quality gates (``capture.gates``: ``gates`` in the config, else
-``$BC_HOME/gates.toml``, else the seed's defaults), dedup, session split (a session never
+``$BC_HOME/gates.toml``, else the defaults), dedup, session split (a session never
 spans two splits; stable for a seed as the store grows), then long tool outputs are cut
 (head and tail kept around a marker) until the chat fits ``max_length``. The folder is
 built next to ``--out`` and renamed into place at the end, so a failed run leaves no
@@ -142,7 +142,8 @@ def to_messages(trace: ClaudeTrace, cfg: DatasetConfig) -> list[Message]:
 
 
 def seed_record(trace: ClaudeTrace) -> dict[str, Any]:
-    """The seed's ``bc_dataset.jsonl`` format for one trace."""
+    """One trace as a ``bc_dataset.jsonl`` row: the prompt, the calls with their reasoning,
+    the answer and the signals, flat (for reading and filtering outside claude-bc)."""
     sig = trace.reasoning_signals
     main = [c for c in trace.tool_calls if not c.agent_id]
     return {

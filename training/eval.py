@@ -22,7 +22,7 @@ Claude's workflow. Per model:
   held-out repositories (a call that matches Claude's gets his recorded output, any
   other runs for real) and *final state* is the share of tasks that ended with the
   repository exactly as Claude's run left it (tests fixed, value changed, nothing else);
-* the seed's gates: reward > 0.80, tool alignment (the reward's tool component) > 85%,
+* the gates a model must pass: reward > 0.80, tool alignment (the reward's tool component) > 85%,
   constraint detection > 75%.
 
 Writes ``results.json``, ``episodes.jsonl`` (every episode's scores, for audit),

@@ -12,7 +12,7 @@ Run: ``bc-train mine --model DIR [--dataset DIR] [--split train] [--out DIR]``.
    names swapped* consistently through the whole chat (prompt, arguments, outputs,
    answer);
 4. write ``OUT/train.jsonl`` in the dataset's row format, so ``bc-train sft --dataset OUT``
-   and ``bc-train ppo --dataset OUT`` take it as it is. Each row carries ``weight`` (its
+   and ``bc-train rl --dataset OUT`` take it as it is. Each row carries ``weight`` (its
    gap) and is repeated ``1 + round(gap * (copies - 1) / 2)`` times, so a stage that knows
    nothing of weights still sees the worst prompts most; ``mined.json`` holds the ranking.
 """

@@ -1,8 +1,8 @@
 """A policy that acts in the replay environment: load a model, run batched episodes.
 
-Shared by ``bc-train ppo`` (its rollouts), ``bc-train mine`` and ``bc-train eval``.
+Shared by ``bc-train rl`` (its rollouts), ``bc-train mine`` and ``bc-train eval``.
 
-* :func:`load_policy` takes what the stages write (an ``sft`` or ``ppo`` output folder,
+* :func:`load_policy` takes what the stages write (an ``sft`` or ``rl`` output folder,
   whose ``run.json`` names the base and, for RL, the SFT run below it) or a plain base
   model (hub id, local folder, ``embedded:smollm2``), and returns it merged and ready;
 * :func:`tasks_from_split` turns a dataset split (``bc-train dataset``) into tasks: the
@@ -130,7 +130,7 @@ def run_chain(folder: Path) -> tuple[str, list[Path]]:
     while current is not None:
         run_file = current / "run.json"
         if not run_file.is_file() or not (current / "adapter").is_dir():
-            raise BCError(f"{current} is not a finished bc-train sft/ppo run (no run.json/adapter)")
+            raise BCError(f"{current} is not a finished bc-train sft/rl run (no run.json/adapter)")
         run = json.loads(run_file.read_text())
         adapters.insert(0, current / "adapter")
         parent = run.get("sft")

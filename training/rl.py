@@ -1,7 +1,7 @@
 """Stage 3 of training: RL from the SFT model with the behavioural reward, KL-anchored.
 
-Run: ``bc-train ppo [--config FILE] [--sft DIR] [--dataset DIR] [--out DIR]`` (settings:
-:class:`RLSettings`, the ``[ppo]`` table of a config file).
+Run: ``bc-train rl [--config FILE] [--sft DIR] [--dataset DIR] [--out DIR]`` (settings:
+:class:`RLSettings`, the ``[rl]`` table of a config file; ``[ppo]``, its former name, is read too).
 
 The algorithm is TRL's ``GRPOTrainer``: PPO's clipped policy-gradient objective, with the
 advantage of each episode taken relative to the other episodes of the same prompt (a
@@ -22,7 +22,8 @@ What it does, in order (nothing is written until every input checked out):
    masked out of the loss;
 4. score each episode with :class:`training.reward.BehavioralRewardModel`;
 5. every ``eval_steps`` (and at the end) play the held-out ``eval`` split greedily; stop
-   once its mean reward passes ``gate`` (0.80 by default: the seed's quality gate);
+   once its mean reward passes ``gate`` (0.80 by default: the reward gate of
+   ``bc-train eval``);
 6. checkpoint every ``save_steps`` (50) into ``<out>.partial/checkpoints``, then write
    the adapter, ``metrics.json``, ``curves.png`` (reward and KL per step, held-out reward),
    the top-reward episodes for audit (``audit.jsonl``) and ``run.json``, and rename
@@ -56,12 +57,12 @@ from training.reward import BehavioralRewardModel, Reward
 
 
 class RLSettings(_Settings):
-    """``bc-train ppo``: GRPO with a KL penalty, from the SFT model."""
+    """``bc-train rl``: GRPO with a KL penalty, from the SFT model."""
 
     sft: Path = Field(default_factory=lambda: paths.data_dir() / "models" / "sft")
     dataset: Path = Field(default_factory=lambda: paths.data_dir() / "dataset")
     eval_dataset: Path | None = None  # where eval.jsonl is (default: dataset)
-    out: Path = Field(default_factory=lambda: paths.data_dir() / "models" / "ppo")
+    out: Path = Field(default_factory=lambda: paths.data_dir() / "models" / "rl")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # 4bit: the merged SFT policy is quantized to NF4 and the RL LoRA trains on it (QLoRA),
     # wherever bitsandbytes runs NF4 (CPU too); auto: on CUDA only, as for bc-train sft
@@ -91,7 +92,7 @@ class RLSettings(_Settings):
 
 def log(msg: str) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"bc-train ppo: {msg}", file=sys.stderr, flush=True)
+        print(f"bc-train rl: {msg}", file=sys.stderr, flush=True)
 
 
 # --- rollouts and the held-out gate ------------------------------------------------------------
@@ -206,7 +207,7 @@ def write_curves(history: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     bottom.set_xlabel("step")
     bottom.set_ylabel("KL")
     bottom.legend(loc="upper left")
-    fig.suptitle("bc-train ppo (GRPO + KL)")
+    fig.suptitle("bc-train rl (GRPO + KL)")
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=100)
     plt.close(fig)
@@ -362,7 +363,7 @@ def _finish(
     reward.write_audit(work / "audit.jsonl")
     base = policy.chain[0]
     run = {
-        "stage": "ppo",
+        "stage": "rl",
         "algorithm": "GRPO (PPO-clip objective, group-relative advantages, no critic) + KL",
         "base": base,
         "sft": str(s.sft.resolve()),

@@ -1,4 +1,4 @@
-"""``bc-train reward | ppo | mine | eval``: the behavioural-alignment commands.
+"""``bc-train reward | rl | mine | eval``: the behavioural-alignment commands.
 
 Registered on the ``bc-train`` group in ``claude_bc/cli.py``. Heavy imports (torch, TRL)
 happen inside the commands, so ``bc-train --help`` and ``bc-train reward`` stay fast.
@@ -129,7 +129,7 @@ def reward_cmd(
     click.echo(f"top {len(model.top_samples)} samples for audit: {audit_path}")
 
 
-# --- ppo | mine | eval -------------------------------------------------------------------------
+# --- rl | mine | eval --------------------------------------------------------------------------
 
 DATASET = click.option(
     "--dataset",
@@ -153,11 +153,11 @@ def _sampling(max_turns: int, max_new_tokens: int) -> Any:
     )
 
 
-@click.command("ppo")
+@click.command("rl")
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Settings file (TOML, JSON or YAML; a [ppo] table or top level).",
+    help="Settings file (TOML, JSON or YAML; an [rl] table or top level).",
 )
 @click.option(
     "--sft",
@@ -168,7 +168,7 @@ def _sampling(max_turns: int, max_new_tokens: int) -> Any:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (default: $BC_HOME/models/ppo).",
+    help="Output folder (default: $BC_HOME/models/rl).",
 )
 @DEVICE
 @click.option("--max-steps", type=int, help="Training steps (default 200).")
@@ -177,14 +177,26 @@ def _sampling(max_turns: int, max_new_tokens: int) -> Any:
 @click.option("--num-generations", type=int, help="Episodes per prompt (the GRPO group, 4).")
 @click.option("--max-turns", type=int, help="Assistant turns per episode (4).")
 @click.option("--max-new-tokens", type=int, help="Tokens per turn (256).")
-def ppo_cmd(config: Path | None, **options: Any) -> None:
+def rl_cmd(config: Path | None, **options: Any) -> None:
     """RL from the SFT model: GRPO (PPO's clipped objective, no critic) + KL to SFT."""
     from training.config import load_settings
     from training.rl import RLSettings, train
 
-    settings = load_settings(RLSettings, config, "ppo", options)
+    # [ppo]: the table's name before the stage was called rl
+    settings = load_settings(RLSettings, config, "rl", options, aliases=("ppo",))
     out = train(settings)
     click.echo(f"RL adapter: {out / 'adapter'}; curves: {out / 'curves.png'}")
+
+
+# The stage's former name, still accepted so old scripts keep working; not in --help.
+ppo_alias = click.Command(
+    "ppo",
+    params=rl_cmd.params,
+    callback=rl_cmd.callback,
+    help="Former name of `bc-train rl`.",
+    hidden=True,
+    deprecated="Use `bc-train rl` instead.",
+)
 
 
 @click.command("mine")
@@ -192,7 +204,7 @@ def ppo_cmd(config: Path | None, **options: Any) -> None:
     "--model",
     "model",
     required=True,
-    help="The model to probe: a bc-train sft/ppo output folder, or a base model.",
+    help="The model to probe: a bc-train sft/rl output folder, or a base model.",
 )
 @DATASET
 @click.option("--split", default="train", show_default=True, help="Which split to mine.")
@@ -227,7 +239,7 @@ def mine_cmd(
     force: bool,
 ) -> None:
     """Adversarial mining: rank prompts by the model's reward gap to Claude, write variants
-    of the worst as a weighted retraining set (a dataset folder sft and ppo accept)."""
+    of the worst as a weighted retraining set (a dataset folder sft and rl accept)."""
     from training.mine import run
 
     if top < 1 or max_copies < 1:
@@ -269,7 +281,7 @@ def _model_spec(value: str) -> tuple[str, str]:
     "models",
     multiple=True,
     required=True,
-    help="NAME=MODEL (repeatable): a bc-train sft/ppo folder or a base model, "
+    help="NAME=MODEL (repeatable): a bc-train sft/rl folder or a base model, "
     "e.g. --model base=embedded:smollm2 --model sft=DIR --model rl=DIR.",
 )
 @DATASET
@@ -300,7 +312,7 @@ def eval_cmd(
     repos: Path | None,
     device: str | None,
 ) -> None:
-    """Held-out evaluation of any set of models against the seed's gates: one table, plus
+    """Held-out evaluation of any set of models against the quality gates: one table, plus
     report.md / report.html with plots."""
     from training.eval import run
 
@@ -323,4 +335,4 @@ def eval_cmd(
     click.echo(f"report: {target / 'report.html'} (and report.md, results.json)")
 
 
-COMMANDS = [reward_cmd, ppo_cmd, mine_cmd, eval_cmd]
+COMMANDS = [reward_cmd, rl_cmd, ppo_alias, mine_cmd, eval_cmd]

@@ -63,7 +63,7 @@ def _report(stats: dict[str, Any], out: Path) -> str:
     "--gates",
     "gates_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Quality-gate settings (default: $BC_HOME/gates.toml, else the seed's).",
+    help="Quality-gate settings (default: $BC_HOME/gates.toml, else the defaults).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the stats report as JSON.")
 @click.option("--force", is_flag=True, help="Replace --out even if claude-bc did not write it.")

@@ -125,7 +125,7 @@ TRACES: list[Labelled] = [
             ],
             "Transformer 1 is rated 500 kVA and transformer 2 is rated 750 kVA. " * 5,
         ),
-        workflow="exploratory",  # the seed labels this very example exploratory
+        workflow="exploratory",  # looks around before it acts: exploratory
         depth="moderate",
         categories=frozenset({DB, MULTI, CPLX}),
         signals=frozenset({"plan"}),

@@ -1,4 +1,4 @@
-"""Quality gates: the seed's exclusions, their settings file, and the report."""
+"""Quality gates: the exclusions, their settings file, and the report."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def trained(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_grpo_moves_off_the_sft_policy_with_kl_and_stops_at_the_gate(
     trained: dict[str, Path],
 ) -> None:
-    out = trained["root"] / "ppo"
+    out = trained["root"] / "rl"
     settings = rl.RLSettings(
         sft=trained["sft"],
         dataset=trained["dataset"],
@@ -101,14 +101,14 @@ def test_grpo_moves_off_the_sft_policy_with_kl_and_stops_at_the_gate(
     assert (out / "curves.png").stat().st_size > 0
     audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
     assert audit and audit == sorted(audit, key=lambda r: -r["reward"])
-    assert not out.with_name("ppo.partial").exists()
+    assert not out.with_name("rl.partial").exists()
 
 
 def test_grpo_trains_a_qlora_policy_on_cpu(
     trained: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # quantization 4bit: the merged SFT policy in NF4, the RL LoRA on top (bitsandbytes on CPU)
-    out = trained["root"] / "ppo-4bit"
+    out = trained["root"] / "rl-4bit"
     settings = rl.RLSettings(
         sft=trained["sft"],
         dataset=trained["dataset"],
@@ -202,12 +202,12 @@ def test_eval_reports_every_model_against_the_gates(trained: dict[str, Path]) ->
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 4
 
 
-def test_ppo_bad_input_is_one_clear_error(
+def test_rl_bad_input_is_one_clear_error(
     trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cases = [
-        (["ppo", "--sft", str(tmp_path / "nope")], "is not a finished bc-train sft run"),
-        (["ppo", "--sft", str(trained["sft"]), "--beta", "0"], "beta: Input should be greater"),
+        (["rl", "--sft", str(tmp_path / "nope")], "is not a finished bc-train sft run"),
+        (["rl", "--sft", str(trained["sft"]), "--beta", "0"], "beta: Input should be greater"),
         (["eval", "--model", "=x"], "expected NAME=MODEL"),
     ]
     for argv, message in cases:
@@ -216,4 +216,22 @@ def test_ppo_bad_input_is_one_clear_error(
         assert done.value.code == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("bc-train: error:") and message in err[0]
+    # the stage's former name still runs it, and says what it is called now
+    with pytest.raises(SystemExit) as done:
+        main(["ppo", "--sft", str(tmp_path / "nope")])
+    warning, error = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 1 and "'ppo' is deprecated" in warning and "bc-train rl" in warning
+    assert error.startswith("bc-train: error:") and "is not a finished bc-train sft run" in error
     assert not (tmp_path / "nope").exists()
+
+
+def test_an_rl_table_is_read_and_the_former_ppo_table_still_is(tmp_path: Path) -> None:
+    from training.config import load_settings
+    from training.rl import RLSettings
+
+    old = tmp_path / "old.toml"
+    old.write_text("[ppo]\nmax_steps = 3\n[sft]\nmax_steps = 9\n")
+    assert load_settings(RLSettings, old, "rl", {}, aliases=("ppo",)).max_steps == 3
+    both = tmp_path / "both.toml"
+    both.write_text("[rl]\nmax_steps = 5\n[ppo]\nmax_steps = 3\n")
+    assert load_settings(RLSettings, both, "rl", {}, aliases=("ppo",)).max_steps == 5
