@@ -30,10 +30,10 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from capture import signals  # noqa: E402
-from capture.backfill import import_files, session_files  # noqa: E402
-from capture.redact import Redactor  # noqa: E402
-from capture.store import TraceStorage  # noqa: E402
+from claude_bc.capture import signals  # noqa: E402
+from claude_bc.capture.backfill import import_files, session_files  # noqa: E402
+from claude_bc.capture.redact import Redactor  # noqa: E402
+from claude_bc.capture.store import TraceStorage  # noqa: E402
 from tests.capture.transcripts import age, big_output, session_id_of, turn  # noqa: E402
 from tests.conftest import FIXTURES  # noqa: E402
 

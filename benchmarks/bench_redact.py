@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.redact import Redactor  # noqa: E402
+from claude_bc.capture.redact import Redactor  # noqa: E402
 from tests.capture import redact_corpus as rc  # noqa: E402
 
 
@@ -231,7 +231,7 @@ def corpus_table(
             f"no secrets corpus at {rc.CORPUS}: it is built on this machine from gitleaks' and "
             "trufflehog's public rule tests (tests/fixtures/secrets/PROVENANCE.md)"
         )
-    from capture import gitleaks_rules
+    from claude_bc.capture import gitleaks_rules
 
     makers: dict[str, Callable[[], rc.Engine | None]] = {
         "claude-bc": lambda: Redactor(prefilter=True).redact_text,

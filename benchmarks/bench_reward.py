@@ -26,15 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.schema import ClaudeTrace, ToolCall  # noqa: E402
-from training.reward import (  # noqa: E402
+from claude_bc.capture.schema import ClaudeTrace, ToolCall  # noqa: E402
+from claude_bc.training.reward import (  # noqa: E402
     BehavioralRewardModel,
     features,
     parse_completion,
     reward,
     score,
 )
-from training.template import PYTHON_TAG, render_call  # noqa: E402
+from claude_bc.training.template import PYTHON_TAG, render_call  # noqa: E402
 
 TOOLS = ["Read", "Grep", "Glob", "Bash", "Edit", "Write"]
 REASONS = [

@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from export.serve import LocalModel, Server
+from claude_bc.export.serve import LocalModel, Server
 
 TOKENS = 200
 ROUNDS = 5
@@ -30,7 +30,7 @@ PROMPT = [{"role": "user", "content": "Write a long line of lowercase words."}]
 
 
 def tiny_export(tmp: Path) -> Path:
-    from training.tiny import build_tiny
+    from claude_bc.training.tiny import build_tiny
 
     model = build_tiny(tmp / "tiny")
     out = tmp / "export"

@@ -46,13 +46,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.schema import ClaudeTrace, ToolCall  # noqa: E402
-from capture.signals import extract_signals  # noqa: E402
-from capture.store import TraceStorage  # noqa: E402
-from training import sft  # noqa: E402
-from training.config import DatasetConfig, SFTSettings  # noqa: E402
-from training.dataset import load_split, run  # noqa: E402
-from training.tiny import build_tiny  # noqa: E402
+from claude_bc.capture.schema import ClaudeTrace, ToolCall  # noqa: E402
+from claude_bc.capture.signals import extract_signals  # noqa: E402
+from claude_bc.capture.store import TraceStorage  # noqa: E402
+from claude_bc.training import sft  # noqa: E402
+from claude_bc.training.config import DatasetConfig, SFTSettings  # noqa: E402
+from claude_bc.training.dataset import load_split, run  # noqa: E402
+from claude_bc.training.tiny import build_tiny  # noqa: E402
 
 TOOLS = [
     {

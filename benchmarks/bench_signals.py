@@ -42,9 +42,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.redact import redact  # noqa: E402
-from capture.schema import ClaudeTrace, ToolCall  # noqa: E402
-from capture.signals import extract_signals  # noqa: E402
+from claude_bc.capture.redact import redact  # noqa: E402
+from claude_bc.capture.schema import ClaudeTrace, ToolCall  # noqa: E402
+from claude_bc.capture.signals import extract_signals  # noqa: E402
 from tests.capture import labelled_corpus  # noqa: E402
 from tests.capture.labelled_corpus import (  # noqa: E402
     CATEGORIES,

@@ -19,7 +19,7 @@
   ``$BC_HOME/sessions/<session>.json`` (0600, redacted); traces point at them with
   ``system_prompt_id`` and ``tools_id``.
 
-``python -m capture.api SESSION`` assembles one session (the addon starts it when a
+``python -m claude_bc.capture.api SESSION`` assembles one session (the addon starts it when a
 conversation turn ends); ``bc-capture assemble`` does every pending api spool.
 """
 
@@ -37,16 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from capture import paths, safejson
-from capture.errlog import run_detached
-from capture.ingest import ingest
-from capture.rawspool import redact_in_place
-from capture.redact import redact
-from capture.schema import ClaudeTrace
-from capture.spool import read_spool, session_lock, turns_from_hooks
-from capture.store import Problem, TraceStorage
-from capture.transcript import read_lines, split_command, turns_from_lines
-from capture.turns import (
+from claude_bc.capture import paths, safejson
+from claude_bc.capture.errlog import run_detached
+from claude_bc.capture.ingest import ingest
+from claude_bc.capture.rawspool import redact_in_place
+from claude_bc.capture.redact import redact
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.spool import read_spool, session_lock, turns_from_hooks
+from claude_bc.capture.store import Problem, TraceStorage
+from claude_bc.capture.transcript import read_lines, split_command, turns_from_lines
+from claude_bc.capture.turns import (
     AGENT_TOOLS,
     INTERRUPTED,
     TASK_NOTIFICATION,
@@ -683,8 +683,10 @@ def assemble_api_session(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m capture.api SESSION``: what the proxy starts when a turn ends."""
-    return run_detached("capture.api", sys.argv[1:] if argv is None else argv, assemble_api_session)
+    """``python -m claude_bc.capture.api SESSION``: what the proxy starts when a turn ends."""
+    return run_detached(
+        "claude_bc.capture.api", sys.argv[1:] if argv is None else argv, assemble_api_session
+    )
 
 
 if __name__ == "__main__":

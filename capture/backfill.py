@@ -38,15 +38,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from capture import paths, signals, transcript
-from capture.errlog import log_error
-from capture.errors import BCError
-from capture.ingest import IngestReport, ingest
-from capture.redact import default_redactor
-from capture.registry import Registry, registry
-from capture.schema import ClaudeTrace
-from capture.store import Problem, TraceStorage
-from capture.transcript import (
+from claude_bc.capture import paths, signals, transcript
+from claude_bc.capture.errlog import log_error
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.ingest import IngestReport, ingest
+from claude_bc.capture.redact import default_redactor
+from claude_bc.capture.registry import Registry, registry
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import Problem, TraceStorage
+from claude_bc.capture.transcript import (
     Cursor,
     Subagent,
     TurnBuilder,
@@ -54,7 +54,7 @@ from capture.transcript import (
     iter_lines,
     subagents_of,
 )
-from capture.turns import AGENT_TOOLS, TurnDraft, to_trace
+from claude_bc.capture.turns import AGENT_TOOLS, TurnDraft, to_trace
 
 IDLE_SECONDS = 120.0  # a file untouched this long has no turn in progress
 HEAD_BYTES = 1024  # hashed to tell a replaced file from a grown one

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Final
 
-from capture import paths
+from claude_bc.capture import paths
 
 __all__ = [
     "STATS",
@@ -239,7 +239,7 @@ def _entropy(s: Any) -> float:
 
 @lru_cache(maxsize=512)
 def _joined(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    from capture.secrets_rules import python_regex
+    from claude_bc.capture.goregex import python_regex
 
     try:
         return re.compile(python_regex("|".join(f"(?:{p})" for p in patterns)))

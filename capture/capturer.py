@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from capture.errors import BCError
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage
-from capture.turns import CallDraft, TurnDraft, to_trace
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.turns import CallDraft, TurnDraft, to_trace
 
 
 class ClaudeCapturer:

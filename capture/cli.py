@@ -11,16 +11,16 @@ from typing import Any
 
 import click
 
-from capture import install as installer
-from capture import paths, prefilter, rating, report
-from capture.errlog import log_error, recent_errors
-from capture.errors import BCError, run_cli
-from capture.gates import load_gate_config
-from capture.schema import ClaudeTrace
-from capture.spool import iter_spools
-from capture.store import TraceStorage
-from capture.termsafe import json_visible, visible
-from capture.worker import assemble_session, recover_dead, recovered
+from claude_bc.capture import install as installer
+from claude_bc.capture import paths, prefilter, rating, report
+from claude_bc.capture.errlog import log_error, recent_errors
+from claude_bc.capture.errors import BCError, run_cli
+from claude_bc.capture.gates import load_gate_config
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.spool import iter_spools
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.termsafe import json_visible, visible
+from claude_bc.capture.worker import assemble_session, recover_dead, recovered
 
 SCOPE = click.Choice(["project", "local", "user"])
 
@@ -96,6 +96,8 @@ def status_cmd(project_dir: Path) -> None:
     for scope, path, count in installer.installed_scopes(project_dir.resolve(), Path.home()):
         state = f"{count} hook entries" if count else "not installed"
         click.echo(f"hooks ({scope}): {state}  [{path}]")
+        for gone in installer.missing_hook_paths(path) if count else []:
+            click.echo(f"  broken: the hooks run {gone}, which is gone: run `bc-capture install`")
     spools = list(iter_spools(paths.spool_dir()))
     click.echo(f"pending spools: {len(spools)} (sessions not yet ended or assembled)")
     dead = recovered()
@@ -115,7 +117,7 @@ def status_cmd(project_dir: Path) -> None:
     ends = [d for t in traces if (d := t.ended_at or t.started_at) is not None]
     click.echo(f"last capture: {max(ends).isoformat() if ends else 'never'}")
     click.echo(f"redaction and signal prefilter: {prefilter.engine()}")
-    from capture import gitleaks_rules
+    from claude_bc.capture import gitleaks_rules
 
     click.echo(f"secret rules besides our own: {gitleaks_rules.source()}")
     errors = recent_errors(5)
@@ -147,7 +149,7 @@ def assemble_cmd(sessions: tuple[str, ...]) -> None:
             f"recovered {len(dead)} sessions whose Claude Code process had died "
             f"({sum(len(r.traces) for r in dead)} traces; their spools are cleared)"
         )
-    from capture.api import IDLE_DROP_S, assemble_api_session, iter_api_spools
+    from claude_bc.capture.api import IDLE_DROP_S, assemble_api_session, iter_api_spools
 
     api_names = sessions or tuple(p.stem for p in iter_api_spools() if paths.is_safe_id(p.stem))
     if api_names:  # the proxy's spools (spool/api/): an idle one is removed once assembled
@@ -289,7 +291,7 @@ def import_cmd(
     projects_dir: Path | None, since: datetime | None, project: Path | None, jobs: int | None
 ) -> None:
     """Import past Claude Code sessions from their transcripts (only what is new)."""
-    from capture import backfill  # the capture commands above do not need it loaded
+    from claude_bc.capture import backfill  # the capture commands above do not need it loaded
 
     files = backfill.session_files(paths.projects_dir(projects_dir), project)
     jobs = jobs or backfill.default_jobs(files)
@@ -311,7 +313,7 @@ def import_cmd(
 )
 def watch_cmd(projects_dir: Path | None, idle: float) -> None:
     """Follow Claude Code's projects folder and capture each turn as it completes."""
-    from capture import backfill, watcher  # watchdog is loaded only for this command
+    from claude_bc.capture import backfill, watcher  # watchdog is loaded only for this command
 
     folder = paths.projects_dir(projects_dir)
     click.echo(f"watching {folder} (stop with Ctrl-C or SIGTERM)", err=True)
@@ -341,7 +343,7 @@ _GATES = click.option(
 @click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
 def reextract_cmd(dry_run: bool) -> None:
     """Recompute signals and categories of every stored trace (after the extractor changed)."""
-    from capture.signals import extract_signals
+    from claude_bc.capture.signals import extract_signals
 
     store = _store()
     traces = store.load_traces()
@@ -414,7 +416,7 @@ def stats_cmd(gates_file: Path | None, as_json: bool) -> None:
 )
 def view_cmd(gates_file: Path | None, output: Path) -> None:
     """Write every trace into one self-contained HTML file (search, filters, timelines)."""
-    from capture.viewer import render_html
+    from claude_bc.capture.viewer import render_html
 
     store = _store()
     page = render_html(store.load_traces(), load_gate_config(gates_file))
@@ -464,7 +466,7 @@ def proxy_cmd(
     allow_remote_local: bool,
 ) -> None:
     """Record Claude Code's API traffic through mitmdump (loopback only) until stopped."""
-    from capture import mitm
+    from claude_bc.capture import mitm
 
     p = mitm.plan(
         "regular" if mode == "regular" else "reverse",
@@ -492,7 +494,7 @@ def proxy_cmd(
 def rollout_cmd(action: str) -> None:
     """Kill switch of the proxy's rollout: `off` sends every session back to Anthropic at
     once (from the next request on), `on` resumes the configured share."""
-    from proxy import rollout
+    from claude_bc.proxy import rollout
 
     kill = Path(rollout.kill_file(str(paths.ensure_dir(paths.data_dir()))))
     if action == "off":
@@ -514,7 +516,7 @@ def rollout_cmd(action: str) -> None:
 )
 def redact_cmd(dry_run: bool, dataset_dirs: tuple[Path, ...]) -> None:
     """Apply the current redaction rules to every stored trace (after an upgrade)."""
-    from capture.reredact import reredact, stale_datasets
+    from claude_bc.capture.reredact import reredact, stale_datasets
 
     store = _store()
     done = reredact(store, dry_run=dry_run)
@@ -534,5 +536,5 @@ def main(argv: list[str] | None = None) -> Any:
     return run_cli(cli, "bc-capture", argv)
 
 
-if __name__ == "__main__":  # the /bc-rate slash command runs `python -m capture.cli rate`
+if __name__ == "__main__":  # the /bc-rate slash command runs `python -m claude_bc.capture.cli rate`
     main()

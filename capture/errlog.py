@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capture import paths
-from hooks import spooler
+from claude_bc.capture import paths
+from claude_bc.hooks import spooler
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The quality gates, each configurable: exclude errors and incomplete turns, answe
 words, thumbs-down ratings and trivial one-step answers (an answer with no tool call). The
 dataset builder and ``bc-capture stats`` share them::
 
-    from capture.gates import GateConfig, gate
+    from claude_bc.capture.gates import GateConfig, gate
     reasons = gate(trace, GateConfig())        # [] when the trace passes
 
 Settings come from a TOML or JSON file (``load_gate_config(path)``; without a path,
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from capture import paths
-from capture.errors import BCError
-from capture.schema import ANTHROPIC, ClaudeTrace
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.schema import ANTHROPIC, ClaudeTrace
 
 GATES_FILE = "gates.toml"
 
@@ -92,7 +92,7 @@ def is_rating_command(trace: ClaudeTrace) -> bool:
 def gate(trace: ClaudeTrace, config: GateConfig | None = None) -> list[str]:
     """The reason codes (keys of ``REASONS``) for which ``trace`` is excluded; [] = it passes.
 
-    >>> from capture.schema import ClaudeTrace
+    >>> from claude_bc.capture.schema import ClaudeTrace
     >>> gate(ClaudeTrace(trace_id="x", user_prompt="hi", claude_response="Hello!", complete=True))
     ['short_answer', 'trivial']
     """

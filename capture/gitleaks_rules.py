@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
-from capture import paths
-from capture.errors import BCError
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
 
 FILE_NAME = "secret-rules.toml"
 
@@ -55,7 +55,7 @@ def source() -> str:
         except BCError as exc:
             return f"unreadable: {exc}"
     if _use_betterleaks():
-        from capture import betterleaks_rules
+        from claude_bc.capture import betterleaks_rules
 
         got, _, ver = betterleaks_rules.load()
         if got:
@@ -90,7 +90,7 @@ def rules() -> tuple[dict[str, Any], ...]:
     """The rules of :func:`rules_file`, else betterleaks' (none without either)."""
     file = rules_file()
     if file is None and _use_betterleaks():
-        from capture import betterleaks_rules
+        from claude_bc.capture import betterleaks_rules
 
         return betterleaks_rules.load()[0]
     return _load(str(file) if file else None)[0]
@@ -100,7 +100,7 @@ def global_filter() -> str | None:
     """betterleaks' global filter expression, when its rules are the ones in use."""
     if not _use_betterleaks():
         return None
-    from capture import betterleaks_rules
+    from claude_bc.capture import betterleaks_rules
 
     return betterleaks_rules.load()[1]
 

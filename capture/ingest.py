@@ -43,10 +43,10 @@ import orjson
 import xxhash
 from pydantic import ValidationError
 
-from capture import cachedb, paths
-from capture.schema import ClaudeTrace, SchemaError, load_trace
-from capture.store import TraceStorage, encode
-from capture.turns import SOURCE_PRIORITY, from_trace, merge_turn, to_trace
+from claude_bc.capture import cachedb, paths
+from claude_bc.capture.schema import ClaudeTrace, SchemaError, load_trace
+from claude_bc.capture.store import TraceStorage, encode
+from claude_bc.capture.turns import SOURCE_PRIORITY, from_trace, merge_turn, to_trace
 
 INDEX_FILE = "index.sqlite"
 LOCK_FILE = "index.lock"

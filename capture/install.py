@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from capture.errors import BCError
+from claude_bc.capture.errors import BCError
 
 __all__ = [
     "EVENTS",
@@ -40,6 +40,7 @@ __all__ = [
     "hook_command",
     "install",
     "installed_scopes",
+    "missing_hook_paths",
     "is_ours",
     "settings_path",
     "uninstall",
@@ -114,7 +115,7 @@ def hook_command(python: Path, script: Path, bc_home: Path | None) -> str:
 
 def default_hook_script() -> Path:
     """``record.py`` next to the installed ``hooks`` package."""
-    import hooks
+    from claude_bc import hooks
 
     if hooks.__file__ is None:  # pragma: no cover - a namespace package, not an install
         raise BCError("cannot locate the claude-bc hook script: package 'hooks' has no __file__")
@@ -256,18 +257,43 @@ def _contains_ours(value: object) -> bool:
     return False
 
 
-def _count_ours(data: dict[str, Any]) -> int:
+def _our_commands(data: dict[str, Any]) -> list[str]:
+    """The command of each of our hook entries in parsed settings."""
     hooks = data.get("hooks")
     if not isinstance(hooks, dict):
-        return 0
-    n = 0
-    for groups in hooks.values():
-        if not isinstance(groups, list):
+        return []
+    return [
+        h["command"]
+        for groups in hooks.values()
+        if isinstance(groups, list)
+        for group in groups
+        if isinstance(group, dict) and isinstance(group.get("hooks"), list)
+        for h in group["hooks"]
+        if is_ours(h)
+    ]
+
+
+def _count_ours(data: dict[str, Any]) -> int:
+    return len(_our_commands(data))
+
+
+def missing_hook_paths(settings: Path) -> list[str]:
+    """Absolute paths our hook commands in ``settings`` run that no longer exist.
+
+    A removed virtualenv, or an upgrade that moved the hook script (releases before the
+    ``claude_bc`` package put it at ``site-packages/hooks/record.py``), leaves hooks that
+    fail on every event, silently: only ``bc-capture install`` again mends them.
+    """
+    gone: set[str] = set()
+    for command in _our_commands(_load(_target(settings)).data):
+        try:
+            words = shlex.split(command, comments=True)
+        except ValueError:  # not ours to judge: a hand-edited command
             continue
-        for group in groups:
-            if isinstance(group, dict) and isinstance(group.get("hooks"), list):
-                n += sum(1 for h in group["hooks"] if is_ours(h))
-    return n
+        while words and "=" in words[0] and not words[0].startswith(("/", "-")):
+            words.pop(0)  # VAR=value before the command
+        gone.update(w for w in words if w.startswith("/") and not Path(w).exists())
+    return sorted(gone)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import proxy
-from capture import paths
-from capture.errors import BCError
+from claude_bc import proxy
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
 
 Mode = Literal["reverse", "regular"]
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ class ProxyPlan:
 
 def check_rollout(percent: float, local: str | None, allow_remote: bool = False) -> str | None:
     """The local endpoint's URL when a share of sessions goes there, checked."""
-    from proxy import rollout
+    from claude_bc.proxy import rollout
 
     if not 0 <= percent <= 100:
         raise BCError(f"--rollout is a percent from 0 to 100, not {percent:g}")

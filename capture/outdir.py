@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from capture.errors import BCError
+from claude_bc.capture.errors import BCError
 
 MARKER = ".claude-bc-output"
 

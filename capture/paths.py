@@ -24,9 +24,9 @@ import os
 import re
 from pathlib import Path
 
-from capture.errors import BCError
-from hooks import spooler
-from hooks.spooler import open_private as open_private
+from claude_bc.capture.errors import BCError
+from claude_bc.hooks import spooler
+from claude_bc.hooks.spooler import open_private as open_private
 
 #: What an id that names a file may hold: a session id, an agent id, a transcript's stem.
 #: No dot (so no ``..``), no slash, no leading dash (never read as an option); at most 128.

@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
-from capture import paths
+from claude_bc.capture import paths
 
 __all__ = ["Prefilter", "engine", "hs_syntax"]
 

@@ -6,7 +6,7 @@
   worker merges a re-assembled turn into the stored one.
 * The ``/bc-rate`` slash command: a markdown command file that ``bc-capture install`` writes
   next to the settings (``.claude/commands/bc-rate.md``, or ``~/.claude/commands/`` for the
-  user scope). Its body runs the fixed line ``<python> -m capture.cli rate --last
+  user scope). Its body runs the fixed line ``<python> -m claude_bc.capture.cli rate --last
   --args-from-hook`` through Claude Code's ``!`` bash syntax. The user's words never reach
   that shell: Claude Code pastes ``$ARGUMENTS`` into a ``!`` line as plain text (a heredoc
   around it is ended by a note holding its terminator), so the body names no placeholder.
@@ -26,11 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from capture.errors import BCError
-from capture.gates import is_rating_command
-from capture.redact import redact_text
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.gates import is_rating_command
+from claude_bc.capture.redact import redact_text
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage
 
 Rating = Literal["up", "down"]
 COMMAND_NAME = "bc-rate"
@@ -62,8 +62,8 @@ def parse_rating(words: Iterable[str]) -> tuple[Rating | None, str | None]:
 def args_from_hook(session: str, home: Path | None = None) -> str:
     """The arguments of the ``/bc-rate`` command just typed in ``session``: the text after
     the command name in the last prompt the ``UserPromptSubmit`` hook spooled."""
-    from capture import paths
-    from capture.spool import read_spool
+    from claude_bc.capture import paths
+    from claude_bc.capture.spool import read_spool
 
     if not paths.is_safe_id(session):
         raise BCError("/bc-rate runs inside Claude Code (no CLAUDE_CODE_SESSION_ID here)")
@@ -119,9 +119,9 @@ def command_path(scope: str, project_dir: Path, home: Path) -> Path:
 
 
 def command_prefix(python: Path, bc_home: Path | None) -> str:
-    """``[BC_HOME=<home> ]<python> -m capture.cli``, quoted for the shell."""
+    """``[BC_HOME=<home> ]<python> -m claude_bc.capture.cli``, quoted for the shell."""
     py = shlex.quote(os.path.abspath(python))
-    cmd = f"{py} -m capture.cli"
+    cmd = f"{py} -m claude_bc.capture.cli"
     return f"BC_HOME={shlex.quote(os.path.abspath(bc_home))} {cmd}" if bc_home else cmd
 
 

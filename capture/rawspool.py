@@ -14,14 +14,14 @@ import json
 import os
 from pathlib import Path
 
-from capture import paths, safejson
+from claude_bc.capture import paths, safejson
 
 MARK = b'{"redacted":1,'
 
 
 def redact_line(line: bytes) -> bytes | None:
     """The redacted form of one spool line (``None``: unreadable, to be removed)."""
-    from capture.redact import redact
+    from claude_bc.capture.redact import redact
 
     try:
         rec = safejson.loads(line)

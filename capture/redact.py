@@ -63,8 +63,8 @@ from detect_secrets.plugins.stripe import StripeDetector
 from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 from detect_secrets.plugins.twilio import TwilioKeyDetector
 
-from capture.prefilter import Prefilter
-from capture.secrets_rules import (
+from claude_bc.capture.prefilter import Prefilter
+from claude_bc.capture.secrets_rules import (
     GitleaksRule,
     KeywordIndex,
     entropy,

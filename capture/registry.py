@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from capture import cachedb, paths
+from claude_bc.capture import cachedb, paths
 
 REGISTRY_FILE = "transcripts.sqlite"
 LEGACY_FOLDER = "transcripts"  # one JSON file per transcript, before the registry

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from capture.gates import REASONS, GateConfig, gate, gate_report
-from capture.schema import Category, ClaudeTrace, ExplorationDepth, WorkflowType
+from claude_bc.capture.gates import REASONS, GateConfig, gate, gate_report
+from claude_bc.capture.schema import Category, ClaudeTrace, ExplorationDepth, WorkflowType
 
 SEED_TOOLS_PER_TRACE = 4.0
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import orjson
 
-from capture import paths
-from capture.redact import MARKER_PREFIX, redact
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage, encode, open_locked
+from claude_bc.capture import paths
+from claude_bc.capture.redact import MARKER_PREFIX, redact
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage, encode, open_locked
 
 __all__ = ["Rewrite", "reredact", "stale_datasets"]
 
@@ -130,7 +130,7 @@ def _rewrite(src: Any, dest: Path | None) -> Rewrite:
 
 
 def _catch_up_index(store: TraceStorage) -> None:
-    from capture.ingest import ingest  # the index re-reads a replaced file on use
+    from claude_bc.capture.ingest import ingest  # the index re-reads a replaced file on use
 
     ingest([], store)
 

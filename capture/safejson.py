@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from capture.errors import BCError
+from claude_bc.capture.errors import BCError
 
 #: Deeper than anything Claude Code, the API or a hook writes (tool inputs included).
 MAX_DEPTH = 256

@@ -31,9 +31,9 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Final, NamedTuple
 
-from capture import signal_model
-from capture.prefilter import Prefilter
-from capture.schema import (
+from claude_bc.capture import signal_model
+from claude_bc.capture.prefilter import Prefilter
+from claude_bc.capture.schema import (
     Category,
     ClaudeTrace,
     ExplorationDepth,
@@ -688,7 +688,7 @@ def categories_of(trace: ClaudeTrace, signals: ReasoningSignals) -> list[Categor
 class ReasoningSignalExtractor:
     """Every seed signal of a trace, from text cues and structure; pure and bounded.
 
-    >>> from capture.schema import ClaudeTrace, ToolCall
+    >>> from claude_bc.capture.schema import ClaudeTrace, ToolCall
     >>> t = ClaudeTrace(trace_id="x", user_prompt="fix it", tool_calls=[
     ...     ToolCall(tool="Bash", args={"command": "cat a"}, success=False, error="no such file"),
     ...     ToolCall(tool="Bash", args={"command": "cat b"}, reasoning="Actually, it is b.")])

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capture.store import Problem
-from capture.turns import (
+from claude_bc.capture.store import Problem
+from claude_bc.capture.turns import (
     AGENT_TOOLS,
     TASK_NOTIFICATION,
     CallDraft,

@@ -25,9 +25,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from capture import paths
-from capture.errors import BCError
-from capture.schema import ClaudeTrace, SchemaError, load_trace
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.schema import ClaudeTrace, SchemaError, load_trace
 
 TRACES_FILE = "traces.jsonl"
 

@@ -33,9 +33,9 @@ from typing import Any, BinaryIO, Final
 
 import orjson
 
-from capture.prefilter import Prefilter
-from capture.store import Problem
-from capture.turns import (
+from claude_bc.capture.prefilter import Prefilter
+from claude_bc.capture.store import Problem
+from claude_bc.capture.turns import (
     AGENT_TOOLS,
     INTERRUPTED,
     TASK_NOTIFICATION,

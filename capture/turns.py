@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from capture.redact import redact
-from capture.schema import ANTHROPIC, CaptureSource, ClaudeTrace, trace_id_for
-from capture.signals import extract_signals
+from claude_bc.capture.redact import redact
+from claude_bc.capture.schema import ANTHROPIC, CaptureSource, ClaudeTrace, trace_id_for
+from claude_bc.capture.signals import extract_signals
 
 # Tools that start a subagent (``Task`` in older Claude Code versions).
 AGENT_TOOLS = frozenset({"Agent", "Task"})

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from html import escape as _html_escape
 
-from capture.gates import GateConfig, gate
-from capture.schema import Category, ClaudeTrace, ToolCall, WorkflowType
-from capture.signals import MAX_ITEM_CHARS, MAX_SENTENCE, mask_code
-from capture.termsafe import visible
+from claude_bc.capture.gates import GateConfig, gate
+from claude_bc.capture.schema import Category, ClaudeTrace, ToolCall, WorkflowType
+from claude_bc.capture.signals import MAX_ITEM_CHARS, MAX_SENTENCE, mask_code
+from claude_bc.capture.termsafe import visible
 
 COLLAPSE_CHARS = 1200  # outputs longer than this (or COLLAPSE_LINES) start collapsed
 COLLAPSE_LINES = 15

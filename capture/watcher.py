@@ -25,8 +25,8 @@ from types import FrameType
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from capture import paths, transcript
-from capture.backfill import (
+from claude_bc.capture import paths, transcript
+from claude_bc.capture.backfill import (
     IDLE_SECONDS,
     FileResult,
     ImportSummary,
@@ -34,7 +34,7 @@ from capture.backfill import (
     inside,
     session_files,
 )
-from capture.store import TraceStorage
+from claude_bc.capture.store import TraceStorage
 
 POLL_SECONDS = 0.25
 DEBOUNCE_SECONDS = 0.3  # Claude Code writes a turn as a burst of lines: wait for the end

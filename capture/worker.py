@@ -1,4 +1,4 @@
-"""Assemble one session's spool into traces: ``python -m capture.worker SESSION_ID``.
+"""Assemble one session's spool into traces: ``python -m claude_bc.capture.worker SESSION_ID``.
 
 ``hooks/record.py`` starts this detached at Stop, SubagentStop and SessionEnd. It reads
 the session's spool and the transcript the hooks point at, assembles one trace per
@@ -24,21 +24,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capture import paths
-from capture.errlog import run_detached
-from capture.ingest import ingest
-from capture.rawspool import redact_in_place
-from capture.schema import ClaudeTrace
-from capture.spool import (
+from claude_bc.capture import paths
+from claude_bc.capture.errlog import run_detached
+from claude_bc.capture.ingest import ingest
+from claude_bc.capture.rawspool import redact_in_place
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.spool import (
     iter_spools,
     read_spool,
     session_lock,
     transcript_paths,
     turns_from_hooks,
 )
-from capture.store import Problem, TraceStorage
-from capture.transcript import turns_from_transcript
-from capture.turns import assemble
+from claude_bc.capture.store import Problem, TraceStorage
+from claude_bc.capture.transcript import turns_from_transcript
+from claude_bc.capture.turns import assemble
 
 
 @dataclass
@@ -250,8 +250,10 @@ def recovered(home: Path | None = None) -> list[dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m capture.worker SESSION``: what the hook starts at Stop and SessionEnd."""
-    return run_detached("capture.worker", sys.argv[1:] if argv is None else argv, assemble_session)
+    """``python -m claude_bc.capture.worker SESSION``: the hook starts it at Stop and SessionEnd."""
+    return run_detached(
+        "claude_bc.capture.worker", sys.argv[1:] if argv is None else argv, assemble_session
+    )
 
 
 if __name__ == "__main__":

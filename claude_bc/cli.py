@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from capture.errors import run_cli
-from export import commands as export_commands
-from training import rl_cli, sft_cli
+from claude_bc.capture.errors import run_cli
+from claude_bc.export import commands as export_commands
+from claude_bc.training import rl_cli, sft_cli
 
 
 @click.group()

@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from capture.errors import BCError
-from export import httpguard
-from export.abtest import ABStore, Showing, render_report, report
+from claude_bc.capture.errors import BCError
+from claude_bc.export import httpguard
+from claude_bc.export.abtest import ABStore, Showing, render_report, report
 
 COOKIE = "bc_rater"
 KEY_COOKIE = "bc_ab_key"

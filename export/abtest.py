@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from capture import paths
-from capture.errors import BCError
-from capture.redact import redact_text
-from capture.safejson import read_jsonl
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.redact import redact_text
+from claude_bc.capture.safejson import read_jsonl
 
 Guess = Literal["A", "B", "unsure"]
 GUESSES: tuple[Guess, ...] = ("A", "B", "unsure")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from capture import paths
-from capture.errors import BCError
-from export import abtest
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
+from claude_bc.export import abtest
 
 
 def _default_out() -> Path:
@@ -73,7 +73,7 @@ def export_cmd(
     Files: NAME.gguf (q4_k_m, the one to ship), NAME-f16.gguf, fidelity.json, Modelfile.
     The export fails, keeping nothing, when a fidelity check fails.
     """
-    from export import fidelity, gguf, merge, ollama, quantize
+    from claude_bc.export import fidelity, gguf, merge, ollama, quantize
 
     version = rl_version if rl_version is not None else ppo_version
     stem = f"llama-claude-rl-v{version}" if version is not None else name
@@ -184,8 +184,8 @@ def serve_cmd(
     tool_schemas: Path | None,
 ) -> None:
     """Serve MODEL.gguf as an Anthropic Messages API (for ANTHROPIC_BASE_URL)."""
-    from export.serve import LocalModel, Server, serve
-    from training.dataset import load_tool_schemas
+    from claude_bc.export.serve import LocalModel, Server, serve
+    from claude_bc.training.dataset import load_tool_schemas
 
     schemas = load_tool_schemas(tool_schemas) if tool_schemas else []
     model = LocalModel(gguf_path, n_ctx=n_ctx, name=name)
@@ -252,7 +252,7 @@ def abtest_pairs_cmd(
     The local model sees what Claude saw before its final answer (prompt, tool calls,
     tool results) and writes its own final answer.
     """
-    from export.serve import LocalModel
+    from claude_bc.export.serve import LocalModel
 
     samples = abtest.read_samples(heldout)[: max(0, limit)]
     if not samples:
@@ -275,7 +275,7 @@ def abtest_pairs_cmd(
 @click.option("--port", type=int, default=8765, show_default=True, help="0: any free port")
 def abtest_serve_cmd(db: Path | None, host: str, port: int) -> None:
     """Serve the rating page until interrupted (votes are saved as they come)."""
-    from export.abpage import make_server
+    from claude_bc.export.abpage import make_server
 
     store = abtest.ABStore(db or abtest.default_db())
     if not store.pair_count():

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capture.errors import BCError
-from training.template import EOT, PYTHON_TAG
+from claude_bc.capture.errors import BCError
+from claude_bc.training.template import EOT, PYTHON_TAG
 
 NMSE_LIMIT = 1e-4
 
@@ -184,8 +184,8 @@ def roundtrip(path: Path) -> dict[str, Any]:
     """Render → generate (constrained to the call syntax) → parse → render again."""
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    from export import messages as chat
-    from export.serve import LocalModel, render_chat
+    from claude_bc.export import messages as chat
+    from claude_bc.export.serve import LocalModel, render_chat
 
     model = LocalModel(path, n_ctx=2048)
     try:
@@ -216,7 +216,7 @@ def roundtrip(path: Path) -> dict[str, Any]:
 
 def check(hf_dir: Path, f16: Path, q4: Path) -> Report:
     """Run every check; raise ``BCError`` listing the failures (the report is attached)."""
-    from export.gguf import read_metadata
+    from claude_bc.export.gguf import read_metadata
 
     report = Report()
     texts, ids, hf_logits, template = hf_side(hf_dir)

@@ -3,7 +3,7 @@
 The llama-cpp-python source distribution carries ``vendor/llama.cpp/convert_hf_to_gguf.py``
 (with its ``conversion/`` package and ``gguf-py``) at exactly the llama.cpp revision that the
 installed runtime was built from. ``scripts/setup`` extracts those files once into
-``.cache/llama.cpp/`` (``python -m export.gguf fetch``; the sdist comes from pip's cache
+``.cache/llama.cpp/`` (``python -m claude_bc.export.gguf fetch``; the sdist comes from pip's cache
 after the first time), so the converter and the runtime always agree.
 
 The converter names a BPE vocabulary's pre-tokenizer by hashing the token ids of a test
@@ -15,7 +15,7 @@ pre-tokenizer is exactly Llama 3's split (the real Llama 3.1 tokenizer's, which 
 test tokenizer copies) the vocabulary is registered as ``llama-bpe``; anything else still
 fails. The export's tokenization check then proves llama.cpp splits text the same way.
 
-Run by hand: ``python -m export.gguf convert HF_DIR OUT.gguf [f16]``.
+Run by hand: ``python -m claude_bc.export.gguf convert HF_DIR OUT.gguf [f16]``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from capture.errors import BCError
-from training.tiny import LLAMA3_SPLIT
+from claude_bc.capture.errors import BCError
+from claude_bc.training.tiny import LLAMA3_SPLIT
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = ("convert_hf_to_gguf.py", "conversion", "gguf-py")
@@ -140,7 +140,7 @@ def convert(hf_dir: Path, out: Path, outtype: str = "f16") -> Path:
     if not (conv / "convert_hf_to_gguf.py").is_file():
         raise BCError(f"llama.cpp's converter is not in {conv}: run scripts/setup")
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "export.gguf", "convert", str(hf_dir), str(out), outtype]
+    cmd = [sys.executable, "-m", "claude_bc.export.gguf", "convert", str(hf_dir), str(out), outtype]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not out.is_file():
         lines = (proc.stderr or proc.stdout or "no output").strip().splitlines()
@@ -191,4 +191,6 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["convert"] and len(sys.argv) in (4, 5):
         _run_converter(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) == 5 else "f16")
     else:
-        sys.exit("usage: python -m export.gguf fetch | convert HF_DIR OUT.gguf [f16|f32|bf16]")
+        sys.exit(
+            "usage: python -m claude_bc.export.gguf fetch | convert HF_DIR OUT.gguf [f16|f32|bf16]"
+        )

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from capture import safejson
+from claude_bc.capture import safejson
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
 MAX_DEPTH = 64

@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from capture.errors import BCError
-from training.template import CHAT_TEMPLATE
+from claude_bc.capture.errors import BCError
+from claude_bc.training.template import CHAT_TEMPLATE
 
 
 def locate(model: Path, base: str | None = None) -> tuple[Path | None, str]:

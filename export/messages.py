@@ -22,8 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from capture.errors import BCError
-from training.template import (
+from claude_bc.capture.errors import BCError
+from claude_bc.training.template import (
     EOM,
     EOT,
     PYTHON_TAG,

@@ -18,9 +18,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from capture.errors import BCError
-from training.config import DEFAULT_SYSTEM
-from training.template import BOS, EOM, EOT, TOOLS_PREAMBLE
+from claude_bc.capture.errors import BCError
+from claude_bc.training.config import DEFAULT_SYSTEM
+from claude_bc.training.template import BOS, EOM, EOT, TOOLS_PREAMBLE
 
 OLLAMA_NAME = "cc-claude-agent:latest"
 STOPS = (EOT, EOM, "<|end_of_text|>")

@@ -11,7 +11,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from capture.errors import BCError
+from claude_bc.capture.errors import BCError
 
 Q4_K_M = 15  # llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
 

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from capture.errors import BCError
-from export import httpguard
-from export import messages as chat
-from training.config import DEFAULT_SYSTEM
-from training.template import BOS, CHAT_TEMPLATE
+from claude_bc.capture.errors import BCError
+from claude_bc.export import httpguard
+from claude_bc.export import messages as chat
+from claude_bc.training.config import DEFAULT_SYSTEM
+from claude_bc.training.template import BOS, CHAT_TEMPLATE
 
 JSON = dict[str, Any]
 Finish = Literal["end_turn", "max_tokens", "stop_sequence"]

@@ -9,7 +9,7 @@ checks its outer shape, finds ``session_id`` by scanning bytes, and appends
     {"v":1,"t":<receive time>,"pid":<Claude Code's pid>,"p":<payload as received>}\\n
 
 to ``$BC_HOME/spool/<session_id>.jsonl`` under an exclusive lock. On Stop,
-SubagentStop and SessionEnd it starts a detached ``python -m capture.worker`` that
+SubagentStop and SessionEnd it starts a detached ``python -m claude_bc.capture.worker`` that
 assembles traces; Claude Code does not wait for it.
 
 It never disturbs Claude Code: every failure (bad stdin, unwritable folder, full disk)
@@ -230,7 +230,7 @@ def append(path: str, record: bytes) -> None:
 
 
 def worker_importable() -> bool:
-    """Whether ``python -I -m capture.worker`` will find claude-bc (the plugin's launcher
+    """Whether ``python -I -m claude_bc.capture.worker`` will find claude-bc (the plugin's launcher
     may have fallen back to a ``python3`` without it). The hook runs with ``-S``, so this
     loads ``site`` first: only for the detached child, which Claude Code does not wait for."""
     try:
@@ -244,7 +244,7 @@ def worker_importable() -> bool:
 
 
 def spawn_worker(session: str, home: str = "") -> None:
-    """Start ``python -I -m capture.worker SESSION`` fully detached (double fork); if this
+    """Start ``python -I -m claude_bc.capture.worker SESSION`` fully detached (double fork); if this
     python cannot import it, say so in the error log instead."""
     pid = os.fork()
     if pid:
@@ -268,7 +268,7 @@ def spawn_worker(session: str, home: str = "") -> None:
             )
             os._exit(0)
         # -I: no cwd on sys.path, so a project's own "capture" folder cannot shadow ours
-        os.execv(sys.executable, [sys.executable, "-I", "-m", "capture.worker", session])
+        os.execv(sys.executable, [sys.executable, "-I", "-m", "claude_bc.capture.worker", session])
     finally:
         os._exit(0)
 

@@ -20,7 +20,7 @@ and imports nothing from claude-bc. Rules:
 * An exception in the addon never reaches a flow: every hook is guarded and errors go
   to ``$BC_HOME/errors.log`` (shown by ``bc-capture status``).
 * When a conversation request ends with ``stop_reason: end_turn`` and the ``bc_python``
-  option names claude-bc's interpreter, ``python -I -m capture.api <session>`` is started
+  option names claude-bc's interpreter, ``python -I -m claude_bc.capture.api <session>`` is started
   detached to assemble the session's traces (re-running it is a no-op).
 """
 
@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 try:  # claude-bc's own virtualenv (tests, mypy)
-    from proxy import rollout
+    from claude_bc.proxy import rollout
 except ImportError:  # inside mitmdump, whose script loader puts this folder on sys.path
     import rollout  # type: ignore[import-not-found,no-redef]
 
@@ -502,7 +502,7 @@ class Recorder:
             self.pending.discard(session)
             try:
                 self.workers[session] = subprocess.Popen(
-                    [self.bc_python, "-I", "-m", "capture.api", session],
+                    [self.bc_python, "-I", "-m", "claude_bc.capture.api", session],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

@@ -75,7 +75,7 @@ def run_main(
 
 def run_bc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """``bc-capture ARGS`` in-process: (exit code, out, err)."""
-    from capture.cli import main
+    from claude_bc.capture.cli import main
 
     return run_main(main, capsys, *args)
 
@@ -111,3 +111,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS[-1])
+
+
+# `pytest -m "not slow"` is the everyday subset (under a minute on 2 cores): what trains or
+# serves a model, drives Claude Code, a browser or mitmdump is slow by what it uses; the
+# few long pure-Python tests (fuzzing, soaks, big inputs) carry @pytest.mark.slow.
+SLOW_FIXTURES = frozenset({"tiny_model", "sft_output", "exported"})
+SLOW_FOLDERS = ("teacher",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.path)).relative_to(REPO / "tests").parts[0]
+        if (
+            item.get_closest_marker("e2e")
+            or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            or folder in SLOW_FOLDERS
+        ):
+            item.add_marker(pytest.mark.slow)

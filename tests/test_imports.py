@@ -7,6 +7,7 @@ function counts as much as one at the top: either can close a circle at run time
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +16,11 @@ from tests.conftest import REPO
 # Folder in the repository → the import name of its package. Moving the packages under
 # one installed namespace changes only the right-hand side.
 PACKAGES = {
-    "hooks": "hooks",
-    "proxy": "proxy",
-    "capture": "capture",
-    "training": "training",
-    "export": "export",
+    "hooks": "claude_bc.hooks",
+    "proxy": "claude_bc.proxy",
+    "capture": "claude_bc.capture",
+    "training": "claude_bc.training",
+    "export": "claude_bc.export",
     "claude_bc": "claude_bc",
 }
 
@@ -35,12 +36,8 @@ ALLOWED = {
     "claude_bc": {"hooks", "proxy", "capture", "training", "export"},
 }
 
-# The redaction rules' three loaders (capture/secrets_rules.py, gitleaks_rules.py,
-# betterleaks_rules.py) still import each other; they are being reworked separately.
-# Remove this entry when that lands.
-KNOWN_CYCLES = [
-    frozenset({"capture.betterleaks_rules", "capture.gitleaks_rules", "capture.secrets_rules"})
-]
+ROOT = "claude_bc"
+KNOWN_CYCLES: list[frozenset[str]] = []  # none left: keep it that way
 
 
 def _modules() -> dict[str, Path]:
@@ -84,7 +81,9 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), str(path))
-        graph[name] = {t for t in _imported_names(tree) if t in modules and t != name}
+        # the root package (claude_bc/__init__.py, a docstring) comes with any import of a
+        # subpackage: it is no edge
+        graph[name] = {t for t in _imported_names(tree) if t in modules and t not in (name, ROOT)}
     return graph
 
 
@@ -146,4 +145,36 @@ def test_the_graph_sees_every_package() -> None:
     """The checks above are only as good as the graph: every package is read."""
     graph = import_graph()
     assert {package_of(m) for m in graph} == set(PACKAGES)
-    assert "capture.errors" in graph["claude_bc.cli"]
+    assert "claude_bc.capture.errors" in graph["claude_bc.cli"]
+
+
+def _is_python_script(path: Path) -> bool:
+    """A ``.py`` file, or an executable whose first line names Python (scripts/)."""
+    if path.suffix == ".py":
+        return True
+    with path.open("rb") as f:
+        return path.is_file() and b"python" in f.readline()
+
+
+def test_every_import_of_ours_names_claude_bc() -> None:
+    """Installed, only ``claude_bc`` exists: an import of ``capture.x`` (which works from
+    the repository root only) would break in a wheel. Tests, benchmarks and scripts too."""
+    bare = {folder for folder in PACKAGES if folder != "claude_bc"}
+    tops = ("claude_bc", *bare, "tests", "benchmarks")
+    files = [p for top in tops for p in (REPO / top).rglob("*.py")]
+    files += [p for p in (REPO / "scripts").iterdir() if _is_python_script(p)]
+    doctest = re.compile(rf"^\s*>>> (?:from|import) ({'|'.join(sorted(bare))})\b", re.M)
+    wrong = []
+    for path in sorted(files):
+        text = path.read_text()
+        wrong += [f"{path.relative_to(REPO)}: >>> {m.group(1)}" for m in doctest.finditer(text)]
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            where = f"{path.relative_to(REPO)}:{node.lineno}"
+            wrong += [f"{where} {n}" for n in names if n.split(".")[0] in bare]
+    assert wrong == []

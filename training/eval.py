@@ -43,11 +43,11 @@ from typing import Any
 
 from rapidfuzz.distance import Indel
 
-from capture.redact import redact
-from capture.schema import ClaudeTrace
-from capture.signals import extract_signals
-from training.live import LiveEnv, Repo, final_state_matches, load_repos
-from training.policy import (
+from claude_bc.capture.redact import redact
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.signals import extract_signals
+from claude_bc.training.live import LiveEnv, Repo, final_state_matches, load_repos
+from claude_bc.training.policy import (
     EpisodeResult,
     Sampling,
     Task,
@@ -55,9 +55,9 @@ from training.policy import (
     run_episodes,
     tasks_from_split,
 )
-from training.replay import canonical_args
-from training.reward import COMPONENTS, MATCH_FLOOR, BehavioralRewardModel, norm_text
-from training.template import ParsedTurn
+from claude_bc.training.replay import canonical_args
+from claude_bc.training.reward import COMPONENTS, MATCH_FLOOR, BehavioralRewardModel, norm_text
+from claude_bc.training.template import ParsedTurn
 
 GATES = {"reward": 0.80, "tool_alignment": 0.85, "constraint_detection": 0.75}
 METRICS = (
@@ -140,7 +140,7 @@ def parsable_call_rate(turns: Sequence[ParsedTurn], want_turns: int) -> float:
     model wrote well-formed calls; a turn it never reached, or whose calls did not parse
     (the episode stopped there), counts as a miss. No calls wanted: 1 if none were made.
 
-    >>> from training.template import parse_tool_calls as p
+    >>> from claude_bc.training.template import parse_tool_calls as p
     >>> parsable_call_rate([p('<|python_tag|>{"name": "Read", "parameters": {}}'), p("Done.")], 2)
     0.5
     """
@@ -294,7 +294,7 @@ def _repo(repos: dict[str, Repo], task: Task) -> Repo:
     try:
         return repos[task.reference.user_prompt]
     except KeyError:
-        from capture.errors import BCError
+        from claude_bc.capture.errors import BCError
 
         raise BCError(
             f"no repository for the held-out prompt {task.reference.user_prompt!r}"
@@ -442,7 +442,7 @@ def run(
 ) -> tuple[list[ModelResult], str]:
     """Evaluate each ``(name, spec)`` on the split; returns the results and the table.
     ``repos``: a repositories file (:mod:`training.live`): act in real copies of them."""
-    from capture.errors import BCError
+    from claude_bc.capture.errors import BCError
 
     tasks = tasks_from_split(dataset, split, limit)
     if not tasks:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from capture.errors import BCError
-from capture.schema import ClaudeTrace
-from training.replay import ReplayEnv, ReplayResult
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.training.replay import ReplayEnv, ReplayResult
 
 BASH_TIMEOUT_S = 20
 OUTPUT_CHARS = 4000

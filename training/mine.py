@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capture import outdir
-from capture.errors import BCError
-from capture.redact import redact
-from capture.safejson import read_jsonl
-from training.policy import Sampling, Task, load_policy, run_episodes, tasks_from_split
-from training.reward import BehavioralRewardModel
+from claude_bc.capture import outdir
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.redact import redact
+from claude_bc.capture.safejson import read_jsonl
+from claude_bc.training.policy import Sampling, Task, load_policy, run_episodes, tasks_from_split
+from claude_bc.training.reward import BehavioralRewardModel
 
 Message = dict[str, Any]
 CONSTRAINT_CUES = re.compile(

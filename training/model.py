@@ -19,9 +19,9 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from capture.errors import BCError
-from training.config import DEFAULT_BASE, EMBEDDED_BASE
-from training.template import BOS, CHAT_TEMPLATE, EOT, PAD, SPECIAL_TOKENS
+from claude_bc.capture.errors import BCError
+from claude_bc.training.config import DEFAULT_BASE, EMBEDDED_BASE
+from claude_bc.training.template import BOS, CHAT_TEMPLATE, EOT, PAD, SPECIAL_TOKENS
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from capture.errors import BCError
-from capture.schema import ClaudeTrace
-from training.replay import (
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.training.replay import (
     ReplayEnv,
     ReplayResult,
     assistant_message,
@@ -32,7 +32,7 @@ from training.replay import (
     parse_turn,
     turns_from_messages,
 )
-from training.template import EOM, EOT, ParsedTurn
+from claude_bc.training.template import EOM, EOT, ParsedTurn
 
 Message = dict[str, Any]
 TOOL_OUTPUT_CHARS = 4000  # a replayed output longer than this keeps its head and tail
@@ -96,7 +96,7 @@ def task_from_row(row: dict[str, Any]) -> Task:
 
 def tasks_from_split(folder: Path, split: str, limit: int | None = None) -> list[Task]:
     """The tasks of ``<folder>/<split>.jsonl``, one per distinct prompt, in file order."""
-    from training.dataset import load_split
+    from claude_bc.training.dataset import load_split
 
     seen: set[str] = set()
     tasks = []
@@ -143,7 +143,13 @@ def run_chain(folder: Path) -> tuple[str, list[Path]]:
 
 def load_policy(spec: str, device: str = "auto") -> Policy:
     """A model ready to generate: a run folder (adapters merged in order) or a base model."""
-    from training.model import Base, load_model, load_tokenizer, resolve_base, resolve_device
+    from claude_bc.training.model import (
+        Base,
+        load_model,
+        load_tokenizer,
+        resolve_base,
+        resolve_device,
+    )
 
     dev = resolve_device(device)
     path = Path(spec).expanduser()

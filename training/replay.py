@@ -30,8 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from capture.schema import ClaudeTrace, ToolCall
-from training.template import PYTHON_TAG, ParsedTurn, parse_tool_calls
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
+from claude_bc.training.template import PYTHON_TAG, ParsedTurn, parse_tool_calls
 
 NOT_AVAILABLE = "not available in replay"
 IGNORED_KEYS = frozenset({"description"})  # changes nothing about what the tool does

@@ -39,10 +39,10 @@ from typing import Any
 
 from rapidfuzz.distance import Indel, Levenshtein
 
-from capture.redact import redact
-from capture.schema import ClaudeTrace, ReasoningSignals
-from capture.signals import extract_signals
-from training.replay import candidate_trace, parse_turn
+from claude_bc.capture.redact import redact
+from claude_bc.capture.schema import ClaudeTrace, ReasoningSignals
+from claude_bc.capture.signals import extract_signals
+from claude_bc.training.replay import candidate_trace, parse_turn
 
 WEIGHTS: Mapping[str, float] = {
     "constraints": 0.25,
@@ -317,7 +317,7 @@ def _retries(trace: ClaudeTrace) -> int:
 def features(trace: ClaudeTrace, signals: ReasoningSignals | None = None) -> Features:
     """Extract what the reward compares; ``signals`` default to ``extract_signals(trace)``.
 
-    >>> from capture.schema import ToolCall
+    >>> from claude_bc.capture.schema import ToolCall
     >>> t = ClaudeTrace(trace_id="t", user_prompt="fix it", claude_response="Fixed.",
     ...                 tool_calls=[ToolCall(tool="Read", args={"file_path": "a.py"})])
     >>> f = features(t)
@@ -361,7 +361,7 @@ UNPARSABLE = Reward(-1.0, dict.fromkeys(COMPONENTS, 0.0), parsed=False)
 def score(got: Features, want: Features) -> Reward:
     """Compare a model's workflow with Claude's; the reward with its breakdown.
 
-    >>> from capture.schema import ToolCall
+    >>> from claude_bc.capture.schema import ToolCall
     >>> t = ClaudeTrace(trace_id="t", user_prompt="p", claude_response="ok",
     ...                 tool_calls=[ToolCall(tool="Bash", args={"command": "ls"})])
     >>> score(features(t), features(t)).total

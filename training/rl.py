@@ -42,10 +42,10 @@ from typing import Any, Literal, cast
 
 from pydantic import Field
 
-from capture import paths
-from capture.errors import BCError
-from training.config import _Settings
-from training.policy import (
+from claude_bc.capture import paths
+from claude_bc.capture.errors import BCError
+from claude_bc.training.config import _Settings
+from claude_bc.training.policy import (
     Sampling,
     Task,
     load_policy,
@@ -53,7 +53,7 @@ from training.policy import (
     run_episodes,
     tasks_from_split,
 )
-from training.reward import BehavioralRewardModel, Reward
+from claude_bc.training.reward import BehavioralRewardModel, Reward
 
 
 class RLSettings(_Settings):
@@ -249,7 +249,7 @@ def train(s: RLSettings) -> Path:
     policy = load_policy(str(s.sft), s.device)
     device = str(next(policy.model.parameters()).device)
     work = _work_dir(s.out)
-    from training.model import use_4bit
+    from claude_bc.training.model import use_4bit
 
     four_bit = use_4bit(s.quantization, device.split(":")[0])
     if four_bit:
@@ -331,7 +331,7 @@ def quantized(model: Any, tokenizer: Any, folder: Path, device: str) -> Any:
     (deleted after loading)."""
     from peft import prepare_model_for_kbit_training
 
-    from training.model import Base, load_model
+    from claude_bc.training.model import Base, load_model
 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

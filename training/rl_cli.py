@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from capture import paths, store
-from capture.errors import BCError
-from capture.safejson import read_jsonl
-from capture.schema import ClaudeTrace
-from training.replay import candidate_trace, turns_from_messages
-from training.reward import COMPONENTS, BehavioralRewardModel, Reward, parse_completion
+from claude_bc.capture import paths, store
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.safejson import read_jsonl
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.training.replay import candidate_trace, turns_from_messages
+from claude_bc.training.reward import COMPONENTS, BehavioralRewardModel, Reward, parse_completion
 
 TRACES_HELP = "Claude's traces as JSONL (default: the capture store under $BC_HOME)."
 
@@ -144,7 +144,7 @@ def _default_dataset(dataset: Path | None) -> Path:
 
 
 def _sampling(max_turns: int, max_new_tokens: int) -> Any:
-    from training.policy import Sampling
+    from claude_bc.training.policy import Sampling
 
     return Sampling(
         max_turns=max_turns,
@@ -179,8 +179,8 @@ def _sampling(max_turns: int, max_new_tokens: int) -> Any:
 @click.option("--max-new-tokens", type=int, help="Tokens per turn (256).")
 def rl_cmd(config: Path | None, **options: Any) -> None:
     """RL from the SFT model: GRPO (PPO's clipped objective, no critic) + KL to SFT."""
-    from training.config import load_settings
-    from training.rl import RLSettings, train
+    from claude_bc.training.config import load_settings
+    from claude_bc.training.rl import RLSettings, train
 
     # [ppo]: the table's name before the stage was called rl
     settings = load_settings(RLSettings, config, "rl", options, aliases=("ppo",))
@@ -240,7 +240,7 @@ def mine_cmd(
 ) -> None:
     """Adversarial mining: rank prompts by the model's reward gap to Claude, write variants
     of the worst as a weighted retraining set (a dataset folder sft and rl accept)."""
-    from training.mine import run
+    from claude_bc.training.mine import run
 
     if top < 1 or max_copies < 1:
         raise BCError("--top and --max-copies must be at least 1")
@@ -314,7 +314,7 @@ def eval_cmd(
 ) -> None:
     """Held-out evaluation of any set of models against the quality gates: one table, plus
     report.md / report.html with plots."""
-    from training.eval import run
+    from claude_bc.training.eval import run
 
     specs = [_model_spec(m) for m in models]
     names = [n for n, _ in specs]

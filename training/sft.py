@@ -3,7 +3,8 @@
 Run: ``bc-train sft [--config FILE] [--base MODEL] [--resume]`` (settings:
 :class:`training.config.SFTSettings`). Several GPUs or processes::
 
-    accelerate launch --config_file training/accelerate/ddp.yaml -m training.sft --config FILE
+    accelerate launch --config_file training/accelerate/ddp.yaml \
+        -m claude_bc.training.sft --config FILE
 
 What it does, in order (nothing is written until every input checked out):
 
@@ -34,10 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from capture.errors import BCError
-from training.config import SFTSettings
-from training.dataset import fit, load_split
-from training.model import (
+from claude_bc.capture.errors import BCError
+from claude_bc.training.config import SFTSettings
+from claude_bc.training.dataset import fit, load_split
+from claude_bc.training.model import (
     Base,
     load_model,
     load_tokenizer,
@@ -46,7 +47,7 @@ from training.model import (
     resolve_device,
     use_4bit,
 )
-from training.template import EOT
+from claude_bc.training.template import EOT
 
 
 def lora_config(s: SFTSettings, new_rows: list[int]) -> Any:
@@ -319,10 +320,10 @@ def _finish(
     log(f"{summary['steps']} steps, loss {first} -> {last}")
 
 
-if __name__ == "__main__":  # accelerate launch -m training.sft --config FILE
+if __name__ == "__main__":  # accelerate launch -m claude_bc.training.sft --config FILE
     # the sft command alone: this package does not import the bc-train group (it mounts
     # export's commands too, and export imports training)
-    from capture.errors import run_cli
-    from training.sft_cli import sft_cmd
+    from claude_bc.capture.errors import run_cli
+    from claude_bc.training.sft_cli import sft_cmd
 
     run_cli(sft_cmd, "bc-train sft", sys.argv[1:])

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from training.config import DatasetConfig, SFTSettings, load_settings
+from claude_bc.training.config import DatasetConfig, SFTSettings, load_settings
 
 CONFIG = click.option(
     "--config",
@@ -71,8 +71,8 @@ def dataset_cmd(
     config: Path | None, gates_file: Path | None, as_json: bool, force: bool, **options: Any
 ) -> None:
     """Traces → bc_dataset.jsonl + train/eval/test chats with tools + stats.json."""
-    from capture.gates import load_gate_config
-    from training.dataset import run
+    from claude_bc.capture.gates import load_gate_config
+    from claude_bc.training.dataset import run
 
     options["gates"] = load_gate_config(gates_file) if gates_file else None
     cfg = load_settings(DatasetConfig, config, "dataset", options)
@@ -105,7 +105,7 @@ def dataset_cmd(
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of --out.")
 def sft_cmd(config: Path | None, resume: bool, **options: Any) -> None:
     """LoRA fine-tuning (QLoRA on CUDA) with TRL; writes adapter, loss.png, metrics.json."""
-    from training.sft import train
+    from claude_bc.training.sft import train
 
     settings = load_settings(SFTSettings, config, "sft", options)
     out = train(settings, resume=resume)

@@ -6,7 +6,7 @@ own markup, and the Llama 3.1 special tokens are added, so our chat template ren
 exactly as with the real Llama 3.1 tokenizer. Every weight matrix has rows that are a
 multiple of 256 wide, so a later Q4_K quantization applies to every tensor.
 
-Run: ``python -m training.tiny OUT_DIR`` (or ``build_tiny(path)`` from code).
+Run: ``python -m claude_bc.training.tiny OUT_DIR`` (or ``build_tiny(path)`` from code).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.template import BOS, CHAT_TEMPLATE, EOT, PAD, SPECIAL_TOKENS
+from claude_bc.training.template import BOS, CHAT_TEMPLATE, EOT, PAD, SPECIAL_TOKENS
 
 HIDDEN = 256
 LAYERS = 2
@@ -110,5 +110,5 @@ def build_tiny(out: Path, *, seed: int = 0) -> Path:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m training.tiny OUT_DIR")
+        sys.exit("usage: python -m claude_bc.training.tiny OUT_DIR")
     print(build_tiny(Path(sys.argv[1])))

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from capture import signals as sig
-from capture.signal_model import corpus_path
+from claude_bc.capture import signals as sig
+from claude_bc.capture.signal_model import corpus_path
 
 CORPUS: Path = corpus_path()
 CATEGORIES = ("constraint", "pruning", "self_correction", "plan")

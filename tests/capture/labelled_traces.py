@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
 
 DB, REF, DBG, EXP, SYS, MULTI, CPLX = (
     "database_queries",

@@ -8,11 +8,11 @@ import threading
 import time
 from pathlib import Path
 
-from capture.spool import read_spool, session_lock, turns_from_hooks
-from capture.store import TraceStorage
-from capture.transcript import turns_from_transcript
-from capture.turns import assemble
-from capture.worker import assemble_session
+from claude_bc.capture.spool import read_spool, session_lock, turns_from_hooks
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.transcript import turns_from_transcript
+from claude_bc.capture.turns import assemble
+from claude_bc.capture.worker import assemble_session
 from tests.conftest import FIXTURES, stage_run
 
 BASIC_PROMPT = (

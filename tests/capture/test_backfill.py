@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from capture import backfill
-from capture import ingest as ingest_mod
-from capture import transcript as transcript_mod
-from capture.backfill import FileState, import_file, import_files, session_files
-from capture.registry import REGISTRY_FILE, Registry
-from capture.store import Problem, TraceStorage
-from capture.transcript import subagent_files, subagents_of
-from capture.worker import assemble_session
+from claude_bc.capture import backfill
+from claude_bc.capture import ingest as ingest_mod
+from claude_bc.capture import transcript as transcript_mod
+from claude_bc.capture.backfill import FileState, import_file, import_files, session_files
+from claude_bc.capture.registry import REGISTRY_FILE, Registry
+from claude_bc.capture.store import Problem, TraceStorage
+from claude_bc.capture.transcript import subagent_files, subagents_of
+from claude_bc.capture.worker import assemble_session
 from tests.capture.transcripts import (
     PROJECT,
     age,
@@ -459,6 +459,7 @@ def test_states_of_older_versions_move_into_the_registry(tmp_path: Path) -> None
     assert Registry(old / "state").get(path.resolve()) == saved
 
 
+@pytest.mark.slow
 def test_large_transcript_imports_in_bounded_memory(tmp_path: Path) -> None:
     """≥ 100 MB of transcript (mostly big tool outputs), imported in a subprocess, peaks
     no higher than a tenth of it does: memory does not grow with the file."""
@@ -526,6 +527,7 @@ def test_state_is_kept_per_file_in_a_private_registry(tmp_path: Path) -> None:
     assert state.inode == path.stat().st_ino and not state.pending
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     path = tmp_path / "p" / PROJECT / "s1.jsonl"
     path.parent.mkdir(parents=True)

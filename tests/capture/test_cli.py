@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from capture.capturer import ClaudeCapturer, quick_capture
-from capture.store import TraceStorage
-from capture.worker import assemble_session
+from claude_bc.capture.capturer import ClaudeCapturer, quick_capture
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.worker import assemble_session
 from tests.conftest import REPO, stage_run
 from tests.conftest import run_bc as run
 

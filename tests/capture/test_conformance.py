@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from capture.backfill import import_files, session_files
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage
+from claude_bc.capture.backfill import import_files, session_files
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage
 from tests.conftest import REPO
 
 REAL = REPO / "tests" / "fixtures" / "real"

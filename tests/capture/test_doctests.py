@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 MODULES = [
-    "capture.capturer",
-    "capture.gates",
-    "capture.rating",
-    "capture.signals",
-    "capture.turns",
+    "claude_bc.capture.capturer",
+    "claude_bc.capture.gates",
+    "claude_bc.capture.rating",
+    "claude_bc.capture.signals",
+    "claude_bc.capture.turns",
 ]
 
 

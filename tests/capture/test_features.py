@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from capture.backfill import import_files
-from capture.schema import ClaudeTrace
-from capture.spool import read_spool, turns_from_hooks
-from capture.store import TraceStorage
-from capture.turns import assemble
-from capture.worker import assemble_session
+from claude_bc.capture.backfill import import_files
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.spool import read_spool, turns_from_hooks
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.turns import assemble
+from claude_bc.capture.worker import assemble_session
 from tests.conftest import FIXTURES, run_bc, stage_run
 
 VERSIONS = ["", "v2.1.197/"]
@@ -252,8 +252,8 @@ def test_pid_reused_by_a_newer_process_counts_as_gone(
 
 
 def test_show_and_viewer_say_what_became_of_each_call(tmp_path: Path) -> None:
-    from capture.cli import _render
-    from capture.viewer import render_trace
+    from claude_bc.capture.cli import _render
+    from claude_bc.capture.viewer import render_trace
 
     (denied,) = traces_of("merged", "permission-denied", tmp_path / "a")
     (command,) = traces_of("merged", "slash-command", tmp_path / "b")

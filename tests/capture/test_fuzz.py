@@ -11,14 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture.backfill import import_files
-from capture.spool import HookEvent, turns_from_hooks
-from capture.store import TraceStorage
-from capture.transcript import TurnBuilder
-from capture.turns import assemble
+from claude_bc.capture.backfill import import_files
+from claude_bc.capture.spool import HookEvent, turns_from_hooks
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.transcript import TurnBuilder
+from claude_bc.capture.turns import assemble
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -84,6 +85,7 @@ def good_turn(session: str, prompt: str) -> bytes:
     return b"".join(json.dumps(x).encode() + b"\n" for x in lines)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -104,6 +106,7 @@ def test_random_lines_never_stop_an_import(tmp_path: Path, junk: list[bytes]) ->
         assert p.path == path.resolve() and p.line >= 3
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(lines=st.lists(LINE, max_size=12))
 def test_builder_takes_any_line(lines: list[dict[str, Any]]) -> None:
@@ -139,6 +142,7 @@ HOOK = st.fixed_dictionaries(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(payloads=st.lists(HOOK, max_size=10))
 def test_hook_payloads_of_any_shape_assemble(payloads: list[dict[str, Any]]) -> None:

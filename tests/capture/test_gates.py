@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from capture.errors import BCError
-from capture.gates import GateConfig, gate, gate_report, load_gate_config
-from capture.schema import ClaudeTrace, ToolCall
-from capture.signals import extract_signals
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.gates import GateConfig, gate, gate_report, load_gate_config
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture.signals import extract_signals
 
 ANSWER = " ".join(["word"] * 60)
 

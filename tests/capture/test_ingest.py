@@ -1,4 +1,4 @@
-"""capture.ingest: one dedup/merge step for every source, bounded by a sidecar index."""
+"""claude_bc.capture.ingest: one dedup/merge step for every source, bounded by a sidecar index."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from capture import ingest as ingest_mod
-from capture.ingest import ingest
-from capture.schema import ClaudeTrace, ToolCall, trace_id_for
-from capture.spool import read_spool, turns_from_hooks
-from capture.store import TraceStorage, encode
-from capture.transcript import turns_from_transcript
-from capture.turns import assemble
+from claude_bc.capture import ingest as ingest_mod
+from claude_bc.capture.ingest import ingest
+from claude_bc.capture.schema import ClaudeTrace, ToolCall, trace_id_for
+from claude_bc.capture.spool import read_spool, turns_from_hooks
+from claude_bc.capture.store import TraceStorage, encode
+from claude_bc.capture.transcript import turns_from_transcript
+from claude_bc.capture.turns import assemble
 from tests.conftest import FIXTURES, stage_run
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)

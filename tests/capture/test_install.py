@@ -1,4 +1,4 @@
-"""capture.install: merging our hook into Claude Code settings, the plugin and its launcher."""
+"""capture/install.py: merging our hook into Claude Code settings, the plugin and its launcher."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-import hooks
-from capture import install as inst
-from capture.errors import BCError
-from capture.install import (
+from claude_bc import hooks
+from claude_bc.capture import install as inst
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.install import (
     EVENTS,
     MARKER,
     InstallResult,
@@ -29,6 +29,7 @@ from capture.install import (
     hook_command,
     install,
     installed_scopes,
+    missing_hook_paths,
     settings_path,
     uninstall,
 )
@@ -39,6 +40,7 @@ from tests.claude_code import (
     make_basic_project,
     run_claude,
 )
+from tests.conftest import run_bc
 from tests.fake_anthropic import FakeAnthropic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -659,6 +661,40 @@ def test_installed_scopes(tmp_path: Path) -> None:
     ]
     uninstall(settings_path("project", project, home))
     assert [n for _, _, n in installed_scopes(project, home)] == [0, 0, 2]
+
+
+def test_hooks_naming_a_path_that_is_gone_are_reported(tmp_path: Path) -> None:
+    """After an upgrade moved the hook script (or the venv was deleted), every hook fails
+    silently: status names the missing path so the user reinstalls."""
+    project, home = tmp_path / "proj", tmp_path / "home"
+    python, script = tmp_path / "venv" / "bin" / "python", tmp_path / "pkg" / "hooks" / "record.py"
+    for path in (python, script):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    settings = settings_path("project", project, home)
+    install(settings, hook_command(python, script, tmp_path / "bc home"))
+    assert missing_hook_paths(settings) == []
+    script.unlink()
+    assert missing_hook_paths(settings) == [str(script)]
+    (tmp_path / "venv").rename(tmp_path / "old-venv")
+    assert missing_hook_paths(settings) == sorted([str(python), str(script)])
+    # the plugin's command names its files through a variable: nothing to check
+    write(settings, {"hooks": {"Stop": [{"matcher": "*", "hooks": [ours_entry(PLUGIN_COMMAND)]}]}})
+    assert missing_hook_paths(settings) == []
+
+
+def test_status_names_a_broken_hook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "proj"
+    settings = settings_path("project", project, tmp_path / "home")
+    install(settings, cmd_for(tmp_path))  # neither the venv nor the script exists
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BC_HOME", str(tmp_path / "bc"))
+    code, out, _ = run_bc(capsys, "status", "--project-dir", str(project))
+    assert code == 0
+    assert f"broken: the hooks run {tmp_path / 'pkg' / 'hooks' / 'record.py'}, which is gone" in out
+    assert "run `bc-capture install`" in out
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""capture.prefilter: the Hyperscan pass that picks which Python regexes can match a text.
+"""claude_bc.capture.prefilter: the Hyperscan pass that picks which Python regexes can match a text.
 
 The redactor's use of it has its own tests (``test_redact_prefilter.py``); here: the
 pattern rewriting itself, and the signal extractor's cue prefilter (same signals found).
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from capture import prefilter, signals
-from capture.prefilter import Prefilter
-from capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture import prefilter, signals
+from claude_bc.capture.prefilter import Prefilter
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
 from tests.capture.labelled_snippets import DEV, HELD_OUT, ROUND1, ROUND2
 from tests.capture.labelled_traces import TRACES
 

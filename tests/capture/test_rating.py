@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from capture.capturer import quick_capture
-from capture.gates import gate
-from capture.rating import COMMAND_MARKER, command_text
-from capture.store import TraceStorage
+from claude_bc.capture.capturer import quick_capture
+from claude_bc.capture.gates import gate
+from claude_bc.capture.rating import COMMAND_MARKER, command_text
+from claude_bc.capture.store import TraceStorage
 from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude
 from tests.conftest import REPO
 from tests.conftest import run_bc as run
@@ -143,6 +143,7 @@ def bc(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_install_writes_and_uninstall_removes_the_command(tmp_path: Path) -> None:
     project = tmp_path / "p"
     project.mkdir()
@@ -177,7 +178,7 @@ def test_shipped_command_files_match_what_install_writes() -> None:
     )
     assert plugin.endswith(body)
     text = plugin
-    assert '/.venv/bin/python" -m capture.cli rate --last --args-from-hook`' in text
+    assert '/.venv/bin/python" -m claude_bc.capture.cli rate --last --args-from-hook`' in text
     # the user's words never reach a shell: no placeholder in any command file
     assert "$ARGUMENTS" not in text and "$ARGUMENTS" not in written and "<<" not in written
 

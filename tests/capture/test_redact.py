@@ -1,4 +1,4 @@
-"""capture.redact: the one redactor every captured string passes.
+"""claude_bc.capture.redact: the one redactor every captured string passes.
 
 Every fake secret here is built at run time from pieces (and mostly from a seeded RNG),
 so that no secret-looking string is committed.
@@ -26,8 +26,8 @@ from detect_secrets.plugins.private_key import PrivateKeyDetector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture import redact as redact_mod
-from capture.redact import (
+from claude_bc.capture import redact as redact_mod
+from claude_bc.capture.redact import (
     DETECT_SECRETS_PLUGINS,
     DETECT_SECRETS_SKIPPED,
     UNSCANNABLE,
@@ -37,7 +37,7 @@ from capture.redact import (
     redact,
     redact_text,
 )
-from capture.secrets_rules import is_placeholder
+from claude_bc.capture.secrets_rules import is_placeholder
 
 R = Redactor()
 
@@ -1077,6 +1077,7 @@ PATHOLOGICAL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PATHOLOGICAL))
 def test_pathological_inputs_are_linear(name: str) -> None:
     text = PATHOLOGICAL[name]
@@ -1183,6 +1184,7 @@ json_like = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_like)
 def test_redact_is_idempotent_and_keeps_shape(obj: Any) -> None:

@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from capture import gitleaks_rules
-from capture.ingest import ingest
-from capture.redact import Redactor, marker, redact
-from capture.reredact import reredact
-from capture.schema import ClaudeTrace
-from capture.secrets_rules import SKIPPED, gitleaks_rules_compiled, is_placeholder, python_regex
-from capture.store import TraceStorage
+from claude_bc.capture import gitleaks_rules
+from claude_bc.capture.ingest import ingest
+from claude_bc.capture.redact import Redactor, marker, redact
+from claude_bc.capture.reredact import reredact
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.secrets_rules import (
+    SKIPPED,
+    gitleaks_rules_compiled,
+    is_placeholder,
+    python_regex,
+)
+from claude_bc.capture.store import TraceStorage
 from tests.capture import redact_corpus as rc
 from tests.capture.test_store import trace
 from tests.conftest import run_bc
@@ -93,6 +98,7 @@ def test_benign_corpus_passes_unchanged() -> None:
 # --- gitleaks' rules as loaded ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_our_rules_let_go_what_the_loaded_rule_for_that_shape_lets_go(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""capture.redact's Hyperscan prefilter: it only skips rules that cannot match, so a
+"""claude_bc.capture.redact's Hyperscan prefilter: it only skips rules that cannot match, so a
 redactor with it gives exactly what one without it gives."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture import redact as redact_mod
-from capture.redact import Redactor
-from capture.secrets_rules import gitleaks_rules_compiled
+from claude_bc.capture import gitleaks_rules
+from claude_bc.capture import redact as redact_mod
+from claude_bc.capture.redact import Redactor
+from claude_bc.capture.secrets_rules import gitleaks_rules_compiled
 from tests.capture import test_redact as cases
 from tests.conftest import FIXTURES
 
@@ -76,6 +77,7 @@ def test_the_prefilter_is_built_and_covers_every_rule() -> None:
     assert pre.always == set()
 
 
+@pytest.mark.slow
 def test_every_test_case_string_redacts_the_same() -> None:
     texts = case_strings()
     assert len(texts) > 250
@@ -119,6 +121,7 @@ SHADOWED = {
 }
 
 
+@pytest.mark.slow
 def test_every_recorded_fixture_string_redacts_the_same() -> None:
     texts = fixture_strings()
     assert len(texts) > 1000
@@ -137,6 +140,7 @@ def candidates_cover_matches(text: str) -> None:
             assert i in may, (type(rule).__name__, text[:200])
 
 
+@pytest.mark.slow
 def test_a_rule_with_a_match_is_always_a_candidate() -> None:
     for text in case_strings():
         candidates_cover_matches(text)
@@ -211,6 +215,7 @@ generated_text = st.lists(
 ).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated_text)
 def test_generated_text_redacts_the_same(text: str) -> None:
@@ -218,6 +223,7 @@ def test_generated_text_redacts_the_same(text: str) -> None:
     candidates_cover_matches(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     generated_text,
@@ -261,6 +267,7 @@ def random_text(rng: random.Random, pieces: list[str]) -> str:
     return "".join(parts)
 
 
+@pytest.mark.slow
 def test_many_seeded_random_texts_redact_the_same() -> None:
     """A soak beside the hypothesis tests: secrets, keywords and test strings glued with
     random ASCII and random code points (surrogates, controls, every plane)."""
@@ -276,7 +283,7 @@ def test_many_seeded_random_texts_redact_the_same() -> None:
 
 
 def test_start_literals_of_a_pattern() -> None:
-    from capture.secrets_rules import literal_starts
+    from claude_bc.capture.secrets_rules import literal_starts
 
     assert literal_starts(r"(?i)\b(?:access|auth|(?-i:[Aa]pi|API)|passw(?:or)?d)x") == (
         "access",
@@ -296,7 +303,7 @@ def test_start_literals_of_a_pattern() -> None:
 
 
 @pytest.mark.skipif(
-    not __import__("capture.gitleaks_rules").gitleaks_rules.rules_file(),
+    not gitleaks_rules.rules_file(),
     reason="no gitleaks rules file on this machine (tests/fixtures/secrets/PROVENANCE.md)",
 )
 def test_gitleaks_rules_tried_at_their_start_literals_find_what_finditer_finds(
@@ -305,7 +312,7 @@ def test_gitleaks_rules_tried_at_their_start_literals_find_what_finditer_finds(
     """Each rule with start literals (``GitleaksRule.starts``) gives exactly the spans
     that running its regex over every window gives, on corpus texts, recorded strings,
     and texts with the characters ``(?i)`` reads as ASCII letters (ı, ſ, K, İ)."""
-    from capture import secrets_rules
+    from claude_bc.capture import secrets_rules
     from tests.capture import redact_corpus as rc
 
     monkeypatch.setattr(secrets_rules, "_TRY_AT_STARTS", 0)  # short texts too
@@ -334,7 +341,7 @@ def test_the_prefilter_knows_every_character_ignorecase_folds_to_an_ascii_letter
     import re
     import sys
 
-    from capture.prefilter import _FOLDS
+    from claude_bc.capture.prefilter import _FOLDS
 
     letter = re.compile("[a-z]", re.IGNORECASE)
     folds: dict[str, set[str]] = {}
@@ -349,6 +356,7 @@ def test_the_prefilter_knows_every_character_ignorecase_folds_to_an_ascii_letter
     assert folds == {k: set(v) for k, v in _FOLDS.items()}
 
 
+@pytest.mark.slow
 def test_words_found_in_one_pass_give_what_a_find_per_word_gives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from capture import betterleaks_rules as bl
-from capture import gitleaks_rules
-from capture.betterleaks_rules import Filter, compile_filter
-from capture.redact import Redactor
-from capture.secrets_rules import gitleaks_rules_compiled
+from claude_bc.capture import betterleaks_rules as bl
+from claude_bc.capture import gitleaks_rules
+from claude_bc.capture.betterleaks_rules import Filter, compile_filter
+from claude_bc.capture.redact import Redactor
+from claude_bc.capture.secrets_rules import gitleaks_rules_compiled
 from tests.capture import redact_corpus as rc
 
 needs_betterleaks = pytest.mark.skipif(

@@ -26,12 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture import signal_model
-from capture import signals as sig
-from capture.schema import ClaudeTrace, ToolCall
-from capture.signals import ReasoningSignalExtractor, classify, extract_signals
-from capture.store import TraceStorage
-from capture.worker import assemble_session
+from claude_bc.capture import signal_model
+from claude_bc.capture import signals as sig
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture.signals import ReasoningSignalExtractor, classify, extract_signals
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.worker import assemble_session
 from tests.capture import labelled_corpus
 from tests.capture.labelled_corpus import (
     CATEGORIES,
@@ -384,6 +384,7 @@ traces = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traces)
 def test_any_trace_extracts(trace: ClaudeTrace) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from capture.errors import BCError
-from capture.schema import SCHEMA_VERSION, ClaudeTrace, ToolCall, load_trace
-from capture.store import TraceStorage
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.schema import SCHEMA_VERSION, ClaudeTrace, ToolCall, load_trace
+from claude_bc.capture.store import TraceStorage
 
 
 def trace(i: int, response: str = "done") -> ClaudeTrace:
@@ -114,8 +114,8 @@ def test_get_by_prefix(tmp_path: Path) -> None:
 WRITER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage
 w = int(sys.argv[3])
 store = TraceStorage(sys.argv[2])
 for i in range(50):
@@ -123,6 +123,7 @@ for i in range(50):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     repo = str(Path(__file__).resolve().parents[2])
     procs = [
@@ -194,8 +195,8 @@ os.close(fd)  # the writer's lock on the old file is granted now
 APPENDER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage
 TraceStorage(sys.argv[2]).append([ClaudeTrace(trace_id="late", user_prompt="p", session_id="s")])
 """
 

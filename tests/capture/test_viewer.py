@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from capture.capturer import ClaudeCapturer
-from capture.cli import main
-from capture.store import TraceStorage
-from capture.viewer import SCRIPT
-from capture.worker import assemble_session
+from claude_bc.capture.capturer import ClaudeCapturer
+from claude_bc.capture.cli import main
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.viewer import SCRIPT
+from claude_bc.capture.worker import assemble_session
 from tests.chromium import browser_errors, chromium
 from tests.conftest import stage_run
 
@@ -87,6 +87,7 @@ def visible(driver: object) -> list[str]:
     return [r.get_attribute("id") for r in rows if r.is_displayed()]
 
 
+@pytest.mark.slow
 def test_page_in_headless_chromium(
     bc_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

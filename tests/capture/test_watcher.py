@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from capture.store import TraceStorage
-from capture.watcher import Watcher, session_of
-from capture.worker import assemble_session
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.watcher import Watcher, session_of
+from claude_bc.capture.worker import assemble_session
 from tests.capture.transcripts import PROJECT, turn
 from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude
 from tests.conftest import FIXTURES, REPO, stage_run
@@ -54,6 +54,7 @@ def test_session_of(tmp_path: Path) -> None:
     assert session_of(tmp_path / ".credentials.json", p) is None
 
 
+@pytest.mark.slow
 def test_watch_cli_follows_appends_beside_the_hooks(tmp_path: Path) -> None:
     """The real command in a subprocess: a session written in bursts is captured as its turns
     complete; the hooks' worker writing the same session merges; nothing outside the projects

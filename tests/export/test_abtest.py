@@ -17,8 +17,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
-from capture.errors import BCError
-from export.abtest import (
+from claude_bc.capture.errors import BCError
+from claude_bc.export.abtest import (
     ABStore,
     Judgment,
     Pair,

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from capture.errors import BCError
-from export import fidelity, merge, ollama
-from export.serve import LocalModel
+from claude_bc.capture.errors import BCError
+from claude_bc.export import fidelity, merge, ollama
+from claude_bc.export.serve import LocalModel
+from claude_bc.training.template import CHAT_TEMPLATE, parse_tool_calls
 from tests.export.conftest import BC_TRAIN, fake_ollama_dir
-from training.template import CHAT_TEMPLATE, parse_tool_calls
 
 
 def tensor_types(path: Path) -> dict[str, int]:

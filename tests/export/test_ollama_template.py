@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from export.ollama import GO_TEMPLATE
-from export.serve import render_chat
-from training.template import BOS, CHAT_TEMPLATE, EOT, PYTHON_TAG
+from claude_bc.export.ollama import GO_TEMPLATE
+from claude_bc.export.serve import render_chat
+from claude_bc.training.template import BOS, CHAT_TEMPLATE, EOT, PYTHON_TAG
 
 HERE = Path(__file__).resolve().parent
 TOOLS = [

@@ -14,12 +14,12 @@ from typing import Any
 import anthropic
 import pytest
 
-from export import messages as chat
-from export.serve import Generated, LocalModel, Server, events, render_chat
+from claude_bc.export import messages as chat
+from claude_bc.export.serve import Generated, LocalModel, Server, events, render_chat
+from claude_bc.training.config import DEFAULT_SYSTEM
+from claude_bc.training.template import CHAT_TEMPLATE, PYTHON_TAG, to_hf_tool
 from tests.claude_code import make_basic_project, run_claude, transcript_path
 from tests.export.conftest import BC_TRAIN
-from training.config import DEFAULT_SYSTEM
-from training.template import CHAT_TEMPLATE, PYTHON_TAG, to_hf_tool
 
 READ = {
     "name": "Read",

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from export import messages as chat
-from export.ollama import GO_TEMPLATE
-from export.serve import events, render_chat
+from claude_bc.export import messages as chat
+from claude_bc.export.ollama import GO_TEMPLATE
+from claude_bc.export.serve import events, render_chat
+from claude_bc.training.replay import parse_turn
+from claude_bc.training.template import BOS, CHAT_TEMPLATE, EOT, PYTHON_TAG, parse_tool_calls
 from tests.export.test_ollama_template import _ollama_messages, renderer  # noqa: F401
 from tests.export.test_serve import NAME, _fold, _generation, _pieces
-from training.replay import parse_turn
-from training.template import BOS, CHAT_TEMPLATE, EOT, PYTHON_TAG, parse_tool_calls
 
 READ = {"name": "Read", "args": {"file_path": "/repo/a.py"}}
 GREP = {"name": "Grep", "args": {"pattern": "def main", "-n": True}}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hooks import spooler as record
+from claude_bc.hooks import spooler as record
 from tests.conftest import FIXTURES, VENV_PYTHON
 
 HOOK = Path(record.__file__).parent / "record.py"
@@ -162,6 +162,7 @@ def test_full_disk_leaves_no_torn_record(tmp_path: Path) -> None:
     assert any("File too large" in line for line in error_lines(home, tmp_path))
 
 
+@pytest.mark.slow
 def test_stdin_held_open_ends_within_the_deadline(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {"PATH": os.environ["PATH"], "BC_HOME": str(home), "TMPDIR": str(tmp_path)}
@@ -200,6 +201,7 @@ for i in range(n):
 """
 
 
+@pytest.mark.slow
 def test_64_writers_x_200_events_no_record_lost_or_torn(tmp_path: Path) -> None:
     home = tmp_path / "home"
     driver = tmp_path / "driver.py"
@@ -220,6 +222,7 @@ def test_64_writers_x_200_events_no_record_lost_or_torn(tmp_path: Path) -> None:
     assert seen == {(w, i) for w in range(64) for i in range(200)}
 
 
+@pytest.mark.slow
 def test_hook_processes_in_parallel_all_land(tmp_path: Path) -> None:
     """The real hook script, as many processes at once (parallel tool calls do this)."""
     home = tmp_path / "home"

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from capture.worker import process_gone
+from claude_bc.capture.worker import process_gone
 from tests.hooks.test_record import HOOK, PYTHON, payload, run_hook, spool_records
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from capture.api import to_exchange
-from hooks import spooler
-from proxy import addon
+from claude_bc.capture.api import to_exchange
+from claude_bc.hooks import spooler
+from claude_bc.proxy import addon
 from tests import fake_anthropic
 from tests.claude_code import BASIC_SCENARIO
 from tests.fake_anthropic import FakeAnthropic

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from capture.api import (
+from claude_bc.capture.api import (
     api_spool_dir,
     assemble_api_session,
     load_context,
@@ -27,10 +27,10 @@ from capture.api import (
     rebuild_message,
     turns_from_exchanges,
 )
-from capture.cli import cli
-from capture.store import TraceStorage
-from capture.turns import assemble
-from capture.worker import assemble_session
+from claude_bc.capture.cli import cli
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.turns import assemble
+from claude_bc.capture.worker import assemble_session
 from tests.capture.test_assemble import basic_expectations
 from tests.conftest import FIXTURES, REPO, stage_run
 from tests.fake_anthropic import encode_event, stream_events
@@ -122,6 +122,7 @@ def test_anthropic_sdk_is_the_pinned_version() -> None:
     assert pin == f"anthropic=={version('anthropic')}"
 
 
+@pytest.mark.slow
 def test_rebuild_message_folds_every_delta_kind() -> None:
     message = {
         "id": "msg_1",

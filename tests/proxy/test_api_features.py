@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from capture.store import TraceStorage
-from capture.worker import assemble_session
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.worker import assemble_session
 from tests.conftest import stage_run
 from tests.proxy.test_api import fixture_records, traces_of
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from capture.api import load_context
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage
+from claude_bc.capture.api import load_context
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage
 from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude, transcript_path
 from tests.fake_anthropic import FakeAnthropic
 from tests.proxy.mitm import needs_mitmdump, run_proxy

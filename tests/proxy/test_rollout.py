@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.rollout import is_killed, kill_file, local_target, place, route
+from claude_bc.proxy.rollout import is_killed, kill_file, local_target, place, route
 
 STEPS = (5.0, 20.0, 50.0, 80.0)
 

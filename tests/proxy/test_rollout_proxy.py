@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from capture.api import assemble_api_session
-from capture.gates import gate
-from proxy.rollout import route
+from claude_bc.capture.api import assemble_api_session
+from claude_bc.capture.gates import gate
+from claude_bc.proxy.rollout import route
 from tests.claude_code import BASIC_SCENARIO
 from tests.fake_anthropic import FakeAnthropic
 from tests.proxy.mitm import BC_CAPTURE, Proxy, needs_mitmdump, post, run_proxy

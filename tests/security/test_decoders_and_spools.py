@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from capture.api import assemble_api_session, read_api_spool
-from capture.store import TraceStorage
-from capture.worker import assemble_session
+from claude_bc.capture.api import assemble_api_session, read_api_spool
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.worker import assemble_session
 from tests.conftest import run_bc as run
 from tests.conftest import stage_run
 from tests.proxy.test_api import fixture_records, write_spool
@@ -75,7 +75,7 @@ def test_a_deep_transcript_line_is_a_reported_bad_line(
 
 
 def test_the_proxy_keeps_a_deep_request_as_text() -> None:
-    from proxy.addon import request_json
+    from claude_bc.proxy.addon import request_json
 
     parsed, raw = request_json(DEEP)
     assert isinstance(parsed, str) and json.loads(raw) == DEEP.decode()

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from export.abpage import make_server
-from export.abtest import ABStore, Pair, render_report, report
-from export.serve import Server
+from claude_bc.export.abpage import make_server
+from claude_bc.export.abtest import ABStore, Pair, render_report, report
+from claude_bc.export.serve import Server
 
 
 class StubModel:

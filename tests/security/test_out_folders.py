@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from capture import outdir
+from claude_bc.capture import outdir
 from tests.security.conftest import run_train
 from tests.training.conftest import workflow, write_store
 
@@ -38,7 +38,7 @@ def test_a_failed_run_leaves_the_old_output(
     assert run_train(capsys, "dataset", "--out", str(out))[0] == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    from training import dataset
+    from claude_bc.training import dataset
 
     def broken(path: Path, rows: object) -> None:
         raise OSError(28, "No space left on device", str(path))
@@ -63,7 +63,7 @@ def test_mine_out_refuses_a_folder_it_did_not_write(
 
 
 def test_mine_writes_through_a_temp_sibling(tmp_path: Path) -> None:
-    from training.mine import _write
+    from claude_bc.training.mine import _write
 
     out = tmp_path / "mined"
     _write(out, [{"messages": []}], {"n": 1}, False)

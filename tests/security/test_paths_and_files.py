@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from capture import errlog, paths
+from claude_bc.capture import errlog, paths
 from tests.conftest import REPO, VENV_PYTHON
 from tests.conftest import run_bc as run
 
@@ -44,7 +44,7 @@ def test_assemble_with_a_climbing_session_id_touches_nothing(
 
 
 def test_the_worker_refuses_an_unsafe_session_id(bc_home: Path) -> None:
-    from capture.worker import main
+    from claude_bc.capture.worker import main
 
     victim = bc_home.parent / "victim.lock"
     victim.write_text("keep")
@@ -54,7 +54,7 @@ def test_the_worker_refuses_an_unsafe_session_id(bc_home: Path) -> None:
 
 
 def test_a_transcript_climbing_out_never_feeds_the_dataset(bc_home: Path, tmp_path: Path) -> None:
-    from training.dataset import session_tool_schemas
+    from claude_bc.training.dataset import session_tool_schemas
 
     outside = tmp_path / "outside.json"
     outside.write_text(json.dumps({"tools": [{"name": "Leaked", "input_schema": {}}]}))
@@ -111,7 +111,7 @@ def test_the_fallback_log_never_follows_a_link(tmp_path: Path) -> None:
 
 
 def test_the_proxys_spool_names_are_safe() -> None:
-    from proxy.addon import session_of
+    from claude_bc.proxy.addon import session_of
 
     assert session_of([("x-claude-code-session-id", "../../x")], b"") == "unknown"
     body = b'{"metadata":{"user_id":"{\\"session_id\\":\\"../../etc\\"}"}}'

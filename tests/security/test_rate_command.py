@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from capture.rating import command_text
-from capture.store import TraceStorage
+from claude_bc.capture.rating import command_text
+from claude_bc.capture.store import TraceStorage
 from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude
 from tests.conftest import REPO
 from tests.fake_anthropic import FakeAnthropic

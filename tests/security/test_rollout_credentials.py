@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from capture.errors import BCError
-from capture.mitm import check_rollout
-from proxy.rollout import local_target
+from claude_bc.capture.errors import BCError
+from claude_bc.capture.mitm import check_rollout
+from claude_bc.proxy.rollout import local_target
 from tests.claude_code import BASIC_SCENARIO
 from tests.fake_anthropic import FakeAnthropic
 from tests.proxy.mitm import needs_mitmdump, post, run_proxy

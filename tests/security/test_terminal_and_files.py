@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from capture.capturer import quick_capture
-from capture.store import TraceStorage
+from claude_bc.capture.capturer import quick_capture
+from claude_bc.capture.store import TraceStorage
 from tests.chromium import chromium
 from tests.conftest import run_bc as run
 
@@ -71,6 +71,7 @@ def test_output_files_end_at_0600(
     assert target.read_text() == "keep"
 
 
+@pytest.mark.slow
 def test_the_viewer_shows_what_is_hidden(
     hostile: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,14 +36,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capture.schema import ClaudeTrace
-from capture.store import TraceStorage
+from claude_bc.capture.schema import ClaudeTrace
+from claude_bc.capture.store import TraceStorage
+from claude_bc.training.eval import ModelResult, score_episodes, turns_of
+from claude_bc.training.policy import Task
+from claude_bc.training.replay import candidate_trace
+from claude_bc.training.template import ParsedTurn
 from tests.claude_code import claude_args, claude_env, parse_stream_json
 from tests.teacher.run import Recorder, snapshot, write_repo
-from training.eval import ModelResult, score_episodes, turns_of
-from training.policy import Task
-from training.replay import candidate_trace
-from training.template import ParsedTurn
 
 REPO = Path(__file__).resolve().parents[2]
 BC_TRAIN = REPO / ".venv" / "bin" / "bc-train"
@@ -399,7 +399,7 @@ def stage(
     stage's timings (or the error that stopped it). Writes ``out/NAME/sessions.jsonl``.
     ``limit``: only that many tasks, spread evenly over the split (a quicker look that
     still covers every family)."""
-    from training.policy import tasks_from_split
+    from claude_bc.training.policy import tasks_from_split
 
     settings = settings or Settings()
     tasks = tasks_from_split(dataset, "eval")

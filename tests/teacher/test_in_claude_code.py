@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
+from claude_bc.training.config import DatasetConfig
+from claude_bc.training.dataset import to_messages
+from claude_bc.training.eval import turns_of
+from claude_bc.training.policy import Task, reference_from_chat
+from claude_bc.training.template import ParsedTurn
 from tests.fake_anthropic import FakeAnthropic
 from tests.proxy.mitm import needs_mitmdump
 from tests.teacher.families import Instance, corpus
@@ -26,11 +31,6 @@ from tests.teacher.in_claude_code import (
     score,
     stream_turns,
 )
-from training.config import DatasetConfig
-from training.dataset import to_messages
-from training.eval import turns_of
-from training.policy import Task, reference_from_chat
-from training.template import ParsedTurn
 
 ROOT = "/tmp/bc-imitation/repo"
 

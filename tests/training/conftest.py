@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from capture.schema import ClaudeTrace, ToolCall, trace_id_for
-from capture.signals import extract_signals
-from capture.store import TraceStorage
+from claude_bc.capture.schema import ClaudeTrace, ToolCall, trace_id_for
+from claude_bc.capture.signals import extract_signals
+from claude_bc.capture.store import TraceStorage
 
 # Claude Code's tool shapes, with short descriptions so test chats stay small
 SMALL_TOOLS: list[dict[str, Any]] = [
@@ -41,7 +41,7 @@ ANSWER = (
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.tiny import build_tiny
+    from claude_bc.training.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny-llama"))
 

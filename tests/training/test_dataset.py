@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from capture.worker import assemble_session
+from claude_bc.capture.worker import assemble_session
 from claude_bc.cli import main
+from claude_bc.training.config import DatasetConfig
+from claude_bc.training.dataset import cut_middle, default_tool_schemas, load_split, split_sessions
 from tests.conftest import stage_run
 from tests.training.conftest import ANSWER, call, make_trace, workflow, write_store
-from training.config import DatasetConfig
-from training.dataset import cut_middle, default_tool_schemas, load_split, split_sessions
 
 SECRET = "sk-ant-api03-" + "Zx9" * 30 + "AA"
 
@@ -162,7 +162,7 @@ def test_long_tool_outputs_are_cut_to_fit_keeping_head_and_tail(
 def test_exact_token_fit_with_a_real_tokenizer(
     bc_home: Path, small_tools: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from training.model import load_tokenizer
+    from claude_bc.training.model import load_tokenizer
 
     long = "x = compute(a, b)\n" * 2000
     write_store(bc_home, [workflow("s1", "Read the big file", read_output=long)])

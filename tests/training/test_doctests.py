@@ -8,17 +8,17 @@ import importlib
 import pytest
 
 MODULES = [
-    "training.dataset",
-    "training.template",
-    "training.reward",
-    "training.replay",
-    "training.mine",
-    "training.eval",
-    "training.policy",
-    "export.abtest",
-    "export.fidelity",
-    "export.gguf",
-    "export.serve",
+    "claude_bc.training.dataset",
+    "claude_bc.training.template",
+    "claude_bc.training.reward",
+    "claude_bc.training.replay",
+    "claude_bc.training.mine",
+    "claude_bc.training.eval",
+    "claude_bc.training.policy",
+    "claude_bc.export.abtest",
+    "claude_bc.export.fidelity",
+    "claude_bc.export.gguf",
+    "claude_bc.export.serve",
 ]
 
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
+from claude_bc.training.eval import score_episodes
+from claude_bc.training.live import LiveEnv, Repo, final_state_matches
+from claude_bc.training.policy import Task
+from claude_bc.training.replay import candidate_trace
+from claude_bc.training.template import ParsedTurn
 from tests.teacher.families import FAMILIES, Instance, corpus, leaks
-from training.eval import score_episodes
-from training.live import LiveEnv, Repo, final_state_matches
-from training.policy import Task
-from training.replay import candidate_trace
-from training.template import ParsedTurn
 
 ROOT = "/tmp/bc-imitation-test/repo"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from claude_bc.training.model import bnb_4bit_supported, use_4bit
 from tests.training.test_sft import FAST, config, dataset, lora_b_norm, run_cli  # noqa: F401
-from training.model import bnb_4bit_supported, use_4bit
 
 
 def test_bitsandbytes_decides_not_cuda() -> None:

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from capture.schema import ClaudeTrace, ToolCall
-from capture.store import TraceStorage
-from capture.worker import assemble_session
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture.store import TraceStorage
+from claude_bc.capture.worker import assemble_session
+from claude_bc.training.replay import NOT_AVAILABLE, ReplayEnv, rollout
+from claude_bc.training.reward import reward
+from claude_bc.training.template import PYTHON_TAG, render_call
 from tests.conftest import stage_run
-from training.replay import NOT_AVAILABLE, ReplayEnv, rollout
-from training.reward import reward
-from training.template import PYTHON_TAG, render_call
 
 
 def recorded() -> ClaudeTrace:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capture.schema import ClaudeTrace, ToolCall
+from claude_bc.capture.schema import ClaudeTrace, ToolCall
 from claude_bc.cli import main
-from training.reward import (
+from claude_bc.training.reward import (
     COMPONENTS,
     WEIGHTS,
     BehavioralRewardModel,
@@ -26,7 +26,7 @@ from training.reward import (
     tool_alignment,
     tool_code,
 )
-from training.template import PYTHON_TAG, render_call
+from claude_bc.training.template import PYTHON_TAG, render_call
 
 CONSTRAINT = "I can't modify this file without breaking backward compatibility for the v1 clients."
 CORRECTION = "Actually, let me read the tests first instead."

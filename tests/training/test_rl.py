@@ -15,11 +15,11 @@ import pytest
 from safetensors.torch import load_file
 
 from claude_bc.cli import main
+from claude_bc.training import dataset, mine, rl, sft
+from claude_bc.training import eval as evaluation
+from claude_bc.training.config import DatasetConfig, SFTSettings
+from claude_bc.training.policy import Sampling, tasks_from_split
 from tests.training.conftest import SMALL_TOOLS, workflow
-from training import dataset, mine, rl, sft
-from training import eval as evaluation
-from training.config import DatasetConfig, SFTSettings
-from training.policy import Sampling, tasks_from_split
 
 SMALL = Sampling(max_turns=2, max_new_tokens=8, max_completion_length=64)
 
@@ -226,8 +226,8 @@ def test_rl_bad_input_is_one_clear_error(
 
 
 def test_an_rl_table_is_read_and_the_former_ppo_table_still_is(tmp_path: Path) -> None:
-    from training.config import load_settings
-    from training.rl import RLSettings
+    from claude_bc.training.config import load_settings
+    from claude_bc.training.rl import RLSettings
 
     old = tmp_path / "old.toml"
     old.write_text("[ppo]\nmax_steps = 3\n[sft]\nmax_steps = 9\n")

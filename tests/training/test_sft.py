@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from claude_bc.cli import main
+from claude_bc.training.config import SFTSettings
+from claude_bc.training.dataset import load_split
 from tests.conftest import REPO
 from tests.training.conftest import workflow, write_store
-from training.config import SFTSettings
-from training.dataset import load_split
 
 FAST = {
     "grad_accum": 1,
@@ -38,9 +38,9 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four real-shaped workflows with small tool schemas, built by `bc-train dataset`."""
+    from claude_bc.training.config import DatasetConfig
+    from claude_bc.training.dataset import run
     from tests.training.conftest import SMALL_TOOLS
-    from training.config import DatasetConfig
-    from training.dataset import run
 
     root = tmp_path_factory.mktemp("sft-data")
     tools = root / "tools.json"
@@ -75,8 +75,8 @@ def lora_b_norm(adapter: Path) -> float:
 def test_trl_labels_are_the_assistant_tokens_only(
     tiny_model: Path, dataset: Path, tmp_path: Path
 ) -> None:
-    from training import model as models
-    from training import sft
+    from claude_bc.training import model as models
+    from claude_bc.training import sft
 
     s = SFTSettings(base=str(tiny_model), dataset=dataset, out=tmp_path / "o", **FAST)
     tok = models.load_tokenizer(str(tiny_model))
@@ -244,7 +244,7 @@ def test_two_process_accelerate_launch(tiny_model: Path, dataset: Path, tmp_path
             "--config_file",
             str(REPO / "training" / "accelerate" / "cpu_ddp.yaml"),
             "-m",
-            "training.sft",
+            "claude_bc.training.sft",
             "--config",
             str(config(tmp_path, save_steps=100, batch_size=1)),
             "--base",
@@ -276,7 +276,7 @@ def test_added_special_tokens_start_apart_from_their_names() -> None:
     # with near-equal rows, and a short SFT then ended its turns where a call was due
     import torch
 
-    from training.model import embedded_base, load_model, load_tokenizer, resolve_base
+    from claude_bc.training.model import embedded_base, load_model, load_tokenizer, resolve_base
 
     base = resolve_base("embedded:smollm2")
     assert Path(base.path) == embedded_base()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.model import load_tokenizer
-from training.template import EOT, PYTHON_TAG, parse_tool_calls
+from claude_bc.training.model import load_tokenizer
+from claude_bc.training.template import EOT, PYTHON_TAG, parse_tool_calls
 
 TOOLS = [
     {
