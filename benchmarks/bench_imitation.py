@@ -73,11 +73,21 @@ TOOLS = [
     ("Glob", "Find files by name pattern.", {"pattern": "string"}),
 ]
 
-SIZES: dict[str, dict[str, int]] = {  # per family: train, held-out (+1 reworded); steps
-    "quick": {"train": 5, "heldout": 1, "sft_steps": 40, "ppo_steps": 2},
-    # ~60 min on 2 CPU cores: 300 traces, but only 80 steps (160 samples) at ~100 tokens/s
-    "full": {"train": 50, "heldout": 2, "sft_steps": 80, "ppo_steps": 4},
-}
+# per family: train, held-out (+1 reworded); steps; eval turns and tokens per turn; how
+# many held-out tasks stage 6 plays in Claude Code (0: all). Measured on 2 CPU cores (bf16
+# SFT at ~83 tokens/s, ~20 s a step): SFT is two thirds of a run's time, so the quick run
+# (~15 min, also what scripts/demo runs) trains 20 steps on 18 traces and evaluates the 6
+# reworded held-out tasks; the full one (~60 min) 80 steps on 300, 18 held-out tasks.
+SIZES: dict[str, dict[str, int]] = {
+    "quick": {
+        "train": 3, "heldout": 0, "sft_steps": 20, "ppo_steps": 1,
+        "eval_turns": 6, "eval_tokens": 80, "cc_tasks": 3,
+    },
+    "full": {
+        "train": 50, "heldout": 2, "sft_steps": 80, "ppo_steps": 4,
+        "eval_turns": 8, "eval_tokens": 96, "cc_tasks": 0,
+    },
+}  # fmt: skip
 CC_MODELS = {"quick": "sft", "full": "base,sft,rl"}  # played in Claude Code by default
 
 
@@ -226,8 +236,8 @@ def main() -> int:
         "--families",
         help=f"only these task families, comma-separated (default: all of {','.join(FAMILIES)})",
     )
-    ap.add_argument("--eval-turns", type=int, default=8, help="assistant turns per episode")
-    ap.add_argument("--eval-tokens", type=int, default=96, help="new tokens per turn")
+    ap.add_argument("--eval-turns", type=int, help="assistant turns per episode (8; quick 6)")
+    ap.add_argument("--eval-tokens", type=int, help="new tokens per turn (96; quick 80)")
     ap.add_argument(
         "--curve-steps", action="store_true", help="also eval SFT's checkpoints (4 per run)"
     )
@@ -266,9 +276,14 @@ def main() -> int:
         ("heldout", args.heldout_per_family),
         ("sft_steps", args.sft_steps),
         ("ppo_steps", args.ppo_steps),
+        ("eval_turns", args.eval_turns),
+        ("eval_tokens", args.eval_tokens),
+        ("cc_tasks", args.cc_tasks),
     ):
         if value is not None:
             size[key] = value
+    args.eval_turns, args.eval_tokens = size["eval_turns"], size["eval_tokens"]
+    args.cc_tasks = size["cc_tasks"] or None
     t_start = time.monotonic()
     work = args.out or Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-imitation-{os.getpid()}"
     if work.exists():

@@ -5,9 +5,9 @@ with the capture hooks installed by `bc-capture install` into a throw-away proje
 Everything lands in a temporary BC_HOME unless you set one.
 
 Then the imitation benchmark in small (`benchmarks/bench_imitation.py`): a scripted
-teacher works two tasks of each of six families through the real Claude Code (captured by
+teacher works three tasks of each of six families through the real Claude Code (captured by
 the same hooks), `bc-train dataset` → `sft` → `rl` train the embedded SmolLM2-135M on
-those twelve traces, and `bc-train eval` plays base, SFT and RL on six held-out tasks
+those eighteen traces, and `bc-train eval` plays base, SFT and RL on six held-out tasks
 (unseen names and paths, reworded requests) in real copies of their repositories.
 """
 
@@ -62,13 +62,11 @@ def main() -> int:
 
 def imitation(work: Path) -> int:
     """A handful of teacher traces → SFT → RL → held-out table (base vs SFT vs RL)."""
-    print("\n==> imitation: 12 teacher traces -> bc-train dataset -> sft -> rl -> eval")
+    print("\n==> imitation: 18 teacher traces -> bc-train dataset -> sft -> rl -> eval")
     bench = REPO / "benchmarks" / "bench_imitation.py"
     cmd = [
         sys.executable, str(bench),
-        "--train-per-family", "2", "--heldout-per-family", "0",
-        "--sft-steps", "24", "--ppo-steps", "1",
-        "--eval-turns", "6", "--eval-tokens", "80",
+        "--quick",  # 18 traces, 20 SFT steps, 1 RL step, 6 held-out tasks (~15 min)
         "--root", str(work / "imitation-project"),
         "--cache", str(work / "imitation-cache"),
         "--out", str(work / "imitation"),
