@@ -238,7 +238,10 @@ def worker_importable() -> bool:
         import site
 
         site.main()
-        return importlib.util.find_spec("capture") is not None
+        # a dotted name imports its parent: no claude_bc at all raises, not None
+        return importlib.util.find_spec("claude_bc.capture") is not None
+    except ModuleNotFoundError:
+        return False
     except Exception:  # noqa: BLE001 - let the worker itself try, and log
         return True
 

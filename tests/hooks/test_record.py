@@ -269,3 +269,23 @@ def test_a_python_without_claude_bc_logs_why_nothing_is_assembled(tmp_path: Path
         time.sleep(0.1)
     (line,) = error_lines(home, tmp_path)
     assert "does not have claude-bc installed" in line and "BC_PYTHON" in line
+
+
+def _worker_importable(python: Path | str) -> str:
+    """What the hook's own check says under ``python -I -S``, as the hook runs."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(record.__file__).parent)!r}); "
+        "import spooler; print(spooler.worker_importable())"
+    )
+    proc = subprocess.run([str(python), "-I", "-S", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_the_worker_check_finds_claude_bc_only_where_it_is_installed(tmp_path: Path) -> None:
+    """Before the detached worker starts, the hook checks that this python can import
+    claude-bc; a python3 without it logs one line instead of failing unseen."""
+    assert _worker_importable(VENV_PYTHON) == "True"
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    assert _worker_importable(bare / "bin" / "python") == "False"
