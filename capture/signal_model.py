@@ -136,7 +136,7 @@ def parse(data: dict[str, object]) -> Model:
 @lru_cache(maxsize=1)
 def load() -> Model:
     """The shipped model (read once per process)."""
-    text = resources.files("capture").joinpath("signal_weights.json").read_text("utf-8")
+    text = resources.files("claude_bc.capture").joinpath("signal_weights.json").read_text("utf-8")
     return parse(json.loads(text))
 
 

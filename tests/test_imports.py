@@ -163,11 +163,15 @@ def test_every_import_of_ours_names_claude_bc() -> None:
     tops = ("claude_bc", *bare, "tests", "benchmarks")
     files = [p for top in tops for p in (REPO / top).rglob("*.py")]
     files += [p for p in (REPO / "scripts").iterdir() if _is_python_script(p)]
-    doctest = re.compile(rf"^\s*>>> (?:from|import) ({'|'.join(sorted(bare))})\b", re.M)
+    names = "|".join(sorted(bare))
+    doctest = re.compile(rf"^\s*>>> (?:from|import) ({names})\b", re.M)
+    # a package named in a string: importlib's resources.files, find_spec, import_module
+    dynamic = re.compile(rf"(?:files|find_spec|import_module|__import__)\(\s*[\"']({names})\b")
     wrong = []
     for path in sorted(files):
         text = path.read_text()
         wrong += [f"{path.relative_to(REPO)}: >>> {m.group(1)}" for m in doctest.finditer(text)]
+        wrong += [f"{path.relative_to(REPO)}: {m.group(0)}" for m in dynamic.finditer(text)]
         for node in ast.walk(ast.parse(text, str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]

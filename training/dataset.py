@@ -82,7 +82,7 @@ def _anthropic_tools(data: Any) -> list[dict[str, Any]]:
 
 def default_tool_schemas() -> list[dict[str, Any]]:
     """Claude Code's tool set as recorded (``--tools Bash,Read,Edit,Write,Grep,Glob,Agent``)."""
-    text = resources.files("training").joinpath("tool_schemas.json").read_text()
+    text = resources.files("claude_bc.training").joinpath("tool_schemas.json").read_text()
     return _anthropic_tools(json.loads(text))
 
 
