@@ -80,11 +80,11 @@ TOOLS = [
 # reworded held-out tasks; the full one (~60 min) 80 steps on 300, 18 held-out tasks.
 SIZES: dict[str, dict[str, int]] = {
     "quick": {
-        "train": 3, "heldout": 0, "sft_steps": 20, "ppo_steps": 1,
+        "train": 3, "heldout": 0, "sft_steps": 20, "rl_steps": 1,
         "eval_turns": 6, "eval_tokens": 80, "cc_tasks": 3,
     },
     "full": {
-        "train": 50, "heldout": 2, "sft_steps": 80, "ppo_steps": 4,
+        "train": 50, "heldout": 2, "sft_steps": 80, "rl_steps": 4,
         "eval_turns": 8, "eval_tokens": 96, "cc_tasks": 0,
     },
 }  # fmt: skip
@@ -211,10 +211,10 @@ def config_text(size: dict[str, int], tools: Path, checkpoints: int = 1) -> str:
         + f"save_steps = {max(1, size['sft_steps'] // checkpoints)}\n"
         f"save_total_limit = {checkpoints}\n\n"
         "[rl]\n"
-        f"max_steps = {size['ppo_steps']}\n"
+        f"max_steps = {size['rl_steps']}\n"
         "num_generations = 4\nmax_turns = 6\nmax_new_tokens = 96\nmax_completion_length = 1536\n"
         "learning_rate = 2e-5\nbeta = 0.04\ntemperature = 0.8\n"
-        f"eval_steps = {max(1, size['ppo_steps'])}\nsave_steps = {max(1, size['ppo_steps'])}\n"
+        f"eval_steps = {max(1, size['rl_steps'])}\nsave_steps = {max(1, size['rl_steps'])}\n"
         "eval_samples = 6\n"
     )
 
@@ -230,7 +230,7 @@ def main() -> int:
     ap.add_argument("--train-per-family", type=int)
     ap.add_argument("--heldout-per-family", type=int)
     ap.add_argument("--sft-steps", type=int)
-    ap.add_argument("--ppo-steps", type=int)
+    ap.add_argument("--rl-steps", "--ppo-steps", dest="rl_steps", type=int)
     ap.add_argument("--no-rl", action="store_true", help="stop after SFT (eval base and SFT)")
     ap.add_argument(
         "--families",
@@ -275,7 +275,7 @@ def main() -> int:
         ("train", args.train_per_family),
         ("heldout", args.heldout_per_family),
         ("sft_steps", args.sft_steps),
-        ("ppo_steps", args.ppo_steps),
+        ("rl_steps", args.rl_steps),
         ("eval_turns", args.eval_turns),
         ("eval_tokens", args.eval_tokens),
         ("cc_tasks", args.cc_tasks),
@@ -325,7 +325,7 @@ def main() -> int:
     timings["sft_s"] = train_sft(cfg, dataset, sft, env)
     models = {"base": "embedded:smollm2", "sft": str(sft)}
     if not args.no_rl:
-        timings["ppo_s"] = run(
+        timings["rl_s"] = run(
             [
                 TRAIN,
                 "rl",
@@ -339,7 +339,7 @@ def main() -> int:
                 str(rl),
             ],
             env,
-            "ppo",
+            "rl",
         )
         models["rl"] = str(rl)
     timings["eval_s"] = evaluate(models, work, work / "eval", args, env)
