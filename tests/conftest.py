@@ -116,7 +116,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # `pytest -m "not slow"` is the everyday subset (under a minute on 2 cores): what trains or
 # serves a model, drives Claude Code, a browser or mitmdump is slow by what it uses; the
 # few long pure-Python tests (fuzzing, soaks, big inputs) carry @pytest.mark.slow.
-SLOW_FIXTURES = frozenset({"tiny_model", "sft_output", "exported"})
+SLOW_FIXTURES = frozenset({"tiny_model", "sft_output", "exported", "proxy"})  # proxy: mitmdump
 SLOW_FOLDERS = ("teacher",)
 
 

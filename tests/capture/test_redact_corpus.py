@@ -70,6 +70,7 @@ def test_corpus_is_what_provenance_says() -> None:
     assert {next(iter(s)) for s in sides.values()} == set(rc.SPLITS)
 
 
+@pytest.mark.slow
 @needs_corpus
 def test_recall_floor_on_gitleaks_and_trufflehog_secrets(sample_score: rc.Score) -> None:
     # measured on the whole corpus (scripts/secrets-corpus): gitleaks-derived 94.0%,

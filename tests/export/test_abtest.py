@@ -193,6 +193,7 @@ def _count(driver: object) -> int:
     return int(driver.find_element(By.ID, "count").text)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_page_votes_survive_reload_and_restart(tmp_path: Path) -> None:
     db = tmp_path / "ab.sqlite"
     ABStore(db).add_pairs(_pairs(3))

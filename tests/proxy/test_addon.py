@@ -77,6 +77,7 @@ def same_for_client(direct: Reply, proxied: Reply) -> None:
 # --- streaming ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_streams_events_as_they_arrive_and_bytes_match_direct(
     api: FakeAnthropic, proxy: Proxy
 ) -> None:
@@ -161,6 +162,7 @@ def test_reset_mid_stream_reaches_the_client_and_is_recorded(
     assert rec["response"].encode() == proxied.dechunked()
 
 
+@pytest.mark.slow
 def test_client_abort_is_recorded(api: FakeAnthropic, proxy: Proxy) -> None:
     api.chunk_delay_s = 0.05
     reply = post(proxy.port, body(), session("abort"), abort_after=200)
@@ -180,6 +182,7 @@ def test_error_event_in_a_stream_is_a_failed_exchange(api: FakeAnthropic, proxy:
     assert "overloaded_error" in (to_exchange(rec).error or "")
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_streams_are_recorded_whole(api: FakeAnthropic, proxy: Proxy) -> None:
     api.chunk_delay_s = 0.01
     replies: dict[int, Reply] = {}
@@ -257,6 +260,7 @@ def test_addon_and_hook_agree_on_the_data_folder_and_the_error_log(
 # --- the command ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_regular_mode_prints_the_proxy_and_ca(api: FakeAnthropic, tmp_path: Path) -> None:
     home = tmp_path / "bc-home"
     with run_proxy(api.base_url, home, "--mode", "regular") as p:

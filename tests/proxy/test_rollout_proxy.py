@@ -109,6 +109,7 @@ def test_the_kill_switch_sends_everything_back_at_once(
     assert _served(apis, second) == ["anthropic"]
 
 
+@pytest.mark.slow
 def test_local_sessions_need_no_reachable_anthropic(tmp_path: Path) -> None:
     """At 100% (offline, or Anthropic blocked) the local model still answers: mitmproxy
     must not connect to the upstream before the rollout has chosen where a request goes."""

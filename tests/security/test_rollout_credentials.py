@@ -28,6 +28,7 @@ def apis() -> Iterator[tuple[FakeAnthropic, FakeAnthropic]]:
         yield anthropic, local
 
 
+@pytest.mark.slow
 @needs_mitmdump
 def test_the_local_model_never_gets_the_users_credentials(
     apis: tuple[FakeAnthropic, FakeAnthropic], tmp_path: Path

@@ -14,6 +14,7 @@ from claude_bc.training.model import bnb_4bit_supported, use_4bit
 from tests.training.test_sft import FAST, config, dataset, lora_b_norm, run_cli  # noqa: F401
 
 
+@pytest.mark.slow
 def test_bitsandbytes_decides_not_cuda() -> None:
     assert bnb_4bit_supported("cpu") is None  # bitsandbytes 0.50 quantizes NF4 on CPU
     assert use_4bit("4bit", "cpu") and not use_4bit("auto", "cpu") and not use_4bit("none", "cpu")

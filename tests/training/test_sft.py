@@ -271,6 +271,7 @@ def test_two_process_accelerate_launch(tiny_model: Path, dataset: Path, tmp_path
     assert lora_b_norm(out / "adapter") > 0
 
 
+@pytest.mark.slow
 def test_added_special_tokens_start_apart_from_their_names() -> None:
     # SmolLM2 lacks Llama 3.1's tokens: mean resizing starts <|python_tag|> and <|eot_id|>
     # with near-equal rows, and a short SFT then ended its turns where a call was due
