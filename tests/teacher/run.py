@@ -61,7 +61,7 @@ class Recorder:
         self.home.mkdir(parents=True, exist_ok=True)
         gates = self.bc_home / "gates.toml"
         gates.parent.mkdir(parents=True, exist_ok=True)
-        # the teacher answers in one or two sentences; the seed's 50-word gate is for people
+        # the teacher answers in one or two sentences; the default 50-word gate is for people
         gates.write_text("min_answer_words = 8\n")
         proc = subprocess.run(
             [str(BC_CAPTURE), "install", "--scope", "user"],
