@@ -150,10 +150,12 @@ def test_the_graph_sees_every_package() -> None:
 
 def _is_python_script(path: Path) -> bool:
     """A ``.py`` file, or an executable whose first line names Python (scripts/)."""
+    if not path.is_file():
+        return False
     if path.suffix == ".py":
         return True
     with path.open("rb") as f:
-        return path.is_file() and b"python" in f.readline()
+        return b"python" in f.readline()
 
 
 def test_every_import_of_ours_names_claude_bc() -> None:
