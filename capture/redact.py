@@ -1485,6 +1485,12 @@ _PROVIDER_SHAPES: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
     ("flexport-token", r"\bshltm_[A-Za-z0-9_\-]{40}\b", ("shltm_",)),
     ("trufflehog-key", r"\bthog-(?:key-[a-f0-9]{16}|secret-[a-f0-9]{32})\b", ("thog-",)),
     ("photoroom-key", r"\b(?:sandbox_)?sk_pr_[a-z0-9]+_[a-f0-9]{40}\b", ("sk_pr_",)),
+    # SonarQube user / project / global analysis tokens, SonarCloud's newer ``sqco_``
+    (
+        "sonar-token",
+        r"\bsq(?:[upa]_[A-Za-z0-9]{40}|co_[A-Za-z0-9]{59})\b",
+        ("squ_", "sqp_", "sqa_", "sqco_"),
+    ),
     (
         "webhook-url",  # the URL is the credential: anyone holding it can post
         r"https?://(?:hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_\-]+/"

@@ -1343,6 +1343,9 @@ PROVIDER_SHAPES = [
     ("shltm" + "_" + tok(40, B64URL, 134), "flexport-token"),
     ("thog-key" + "-" + tok(16, HEX, 135), "trufflehog-key"),
     ("sk_pr" + "_" + "mykey_" + tok(40, HEX, 136), "photoroom-key"),
+    ("squ" + "_" + tok(40, HEX, 201), "sonar-token"),
+    ("sqa" + "_" + tok(40, HEX, 202), "sonar-token"),
+    ("sqco" + "_" + tok(59, ALNUM, 203), "sonar-token"),
 ]
 
 

@@ -104,6 +104,7 @@ NOT_IN_CASES = {
     "terraform-token",
     "vault-token",
     "azure-ad-client-secret",
+    "sonar-token",
 }
 
 
