@@ -3,7 +3,7 @@
 What ``bc-train export`` accepts as ``--model``:
 
 * a training output folder (``bc-train sft`` / ``rl``): ``adapter/`` + ``run.json`` naming
-  the base it was trained on;
+  the base it was trained on (and, for RL, the SFT run under it);
 * a PEFT adapter folder (``adapter_config.json`` names the base);
 * a full model folder (``config.json`` + weights), e.g. an already merged model.
 
@@ -22,22 +22,28 @@ from claude_bc.capture.errors import BCError
 from claude_bc.training.template import CHAT_TEMPLATE
 
 
-def locate(model: Path, base: str | None = None) -> tuple[Path | None, str]:
-    """``(adapter folder or None, base model or the model folder itself)``."""
+def locate(model: Path, base: str | None = None) -> tuple[list[Path], str]:
+    """``(adapters to merge, oldest first; base model or the model folder itself)``.
+
+    An RL output stands on its SFT run: its adapter was trained on the SFT-merged weights,
+    so both are merged, in order (``run.json``'s ``sft``), as eval and serve load it."""
     if (model / "adapter" / "adapter_config.json").is_file():
-        run = model / "run.json"
-        trained_on = json.loads(run.read_text()).get("base") if run.is_file() else None
-        return model / "adapter", base or _adapter_base(model / "adapter", trained_on)
+        if (model / "run.json").is_file():
+            from claude_bc.training.policy import run_chain
+
+            trained_on, adapters = run_chain(model)
+            return adapters, base or trained_on
+        return [model / "adapter"], base or _adapter_base(model / "adapter")
     if (model / "adapter_config.json").is_file():
-        return model, base or _adapter_base(model, None)
+        return [model], base or _adapter_base(model)
     if (model / "config.json").is_file():
-        return None, str(model)
+        return [], str(model)
     raise BCError(f"{model}: not a model, adapter or training output folder")
 
 
-def _adapter_base(adapter: Path, trained_on: str | None) -> str:
+def _adapter_base(adapter: Path) -> str:
     cfg = json.loads((adapter / "adapter_config.json").read_text())
-    found = trained_on or cfg.get("base_model_name_or_path")
+    found = cfg.get("base_model_name_or_path")
     if not found:
         raise BCError(f"{adapter}: the adapter does not say which base it was trained on")
     return str(found)
@@ -47,19 +53,19 @@ def merge(model: Path, out: Path, base: str | None = None) -> Path:
     """Write the merged checkpoint (in the dtype of the base) and tokenizer to ``out``."""
     from transformers import AutoModelForCausalLM
 
-    adapter, base_path = locate(model, base)
-    tokenizer = _tokenizer(adapter or model, base_path)
+    adapters, base_path = locate(model, base)
+    tokenizer = _tokenizer(adapters[-1] if adapters else model, base_path)
     try:
         merged: Any = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto")
     except (OSError, ValueError) as exc:
         raise BCError(f"cannot load {base_path}: {str(exc).splitlines()[0]}") from exc
-    if adapter is not None:
-        from peft import PeftModel
+    if adapters:
+        from claude_bc.training.policy import merge_adapters
 
         if len(tokenizer) > merged.get_input_embeddings().weight.shape[0]:
             # training added the Llama 3.1 special tokens the base lacked
             merged.resize_token_embeddings(len(tokenizer))
-        merged = PeftModel.from_pretrained(merged, adapter).merge_and_unload()
+        merged = merge_adapters(merged, adapters)
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)

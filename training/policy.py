@@ -137,6 +137,8 @@ def run_chain(folder: Path) -> tuple[str, list[Path]]:
         if parent:
             current = Path(parent)
             continue
+        if not run.get("base"):
+            raise BCError(f"{run_file} does not name the base model it was trained on")
         return str(run["base"]), adapters
     raise AssertionError("unreachable")
 

@@ -114,6 +114,41 @@ def test_merge_bakes_the_adapter_into_the_weights(sft_output: Path, tmp_path: Pa
     assert (merged_dir / "chat_template.jinja").read_text() == CHAT_TEMPLATE
 
 
+def test_merge_of_an_rl_run_stacks_its_sft_adapter_under_it(
+    tiny_model: Path, sft_output: Path, tmp_path: Path
+) -> None:
+    """`bc-train rl` trains its LoRA on the SFT-merged weights and names the SFT run in
+    run.json: exporting it must merge SFT first, then RL (it once merged RL alone onto the
+    base, shipping a model that had lost what SFT taught)."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    rl = tmp_path / "rl"
+    torch.manual_seed(2)
+    cfg = LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), cfg).save_pretrained(
+        rl / "adapter"
+    )  # its adapter_config names the plain base, as the RL stage's does
+    (rl / "run.json").write_text(json.dumps({"base": str(tiny_model), "sft": str(sft_output)}))
+
+    merged_dir = merge.merge(rl, tmp_path / "hf")
+
+    def with_adapters(*adapters: Path) -> Any:
+        model: Any = AutoModelForCausalLM.from_pretrained(tiny_model)
+        for adapter in adapters:
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        return model
+
+    ids = torch.tensor([[1, 50, 300, 7, 900]])
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(merged_dir)(ids).logits
+        stacked = with_adapters(sft_output / "adapter", rl / "adapter")(ids).logits
+        rl_alone = with_adapters(rl / "adapter")(ids).logits
+    assert torch.allclose(merged, stacked, atol=1e-4)
+    assert not torch.allclose(merged, rl_alone, atol=1e-3)
+
+
 def test_the_checks_catch_a_gguf_that_is_not_the_model(
     tiny_model: Path, exported: dict[str, Any]
 ) -> None:
