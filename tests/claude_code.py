@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.fake_anthropic import FakeAnthropic
+
 CLAUDE_CODE_VERSION = "2.1.332"
 CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
 
@@ -519,3 +521,20 @@ def final_text(scenario: Mapping[str, Any]) -> str:
     """The text of the scenario's last main-agent turn (what ``result`` should be)."""
     last = scenario["turns"][-1]["content"]
     return "".join(b["text"] for b in last if b.get("type") == "text")
+
+
+def play_basic(
+    project: Path, home: Path, bc_home: Path, scenario: Mapping[str, Any] = BASIC_SCENARIO
+) -> ClaudeRun:
+    """Run ``scenario`` (the basic one by default) in the real Claude Code against the fake
+    API, with ``$BC_HOME`` set so the installed hooks capture it; fails unless it exits 0."""
+    with FakeAnthropic(scenario, cwd=str(project)) as api:
+        run = run_claude(
+            str(scenario["prompt"]),
+            project_dir=project,
+            home_dir=home,
+            base_url=api.base_url,
+            extra_env={"BC_HOME": str(bc_home)},
+        )
+    assert run.returncode == 0, run.stderr
+    return run

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude
+from tests.claude_code import BASIC_SCENARIO, make_basic_project, play_basic, run_claude
 from tests.fake_anthropic import FakeAnthropic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,15 +68,7 @@ def test_capture_a_real_claude_code_session(world: dict[str, Any]) -> None:
 
     scenario = copy.deepcopy(BASIC_SCENARIO)
     # the Edit's old_string must match the file, which now has the key line first
-    with FakeAnthropic(scenario, cwd=str(project)) as api:
-        run = run_claude(
-            scenario["prompt"],
-            project_dir=project,
-            home_dir=home,
-            base_url=api.base_url,
-            extra_env={"BC_HOME": str(bc_home)},
-        )
-    assert run.returncode == 0, run.stderr
+    run = play_basic(project, home, bc_home, scenario)
     wait_assembled(bc_home)
 
     exported = bc("export", env=env)

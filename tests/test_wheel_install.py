@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude
-from tests.fake_anthropic import FakeAnthropic
+from tests.claude_code import BASIC_SCENARIO, make_basic_project, play_basic
 from tests.test_e2e_capture import wait_assembled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,15 +102,7 @@ def test_a_wheel_install_captures_a_real_claude_code_run(venv: Path, tmp_path: P
     settings = (home / ".claude" / "settings.json").read_text()
     assert str(venv / "bin" / "python") in settings
     assert "/site-packages/claude_bc/hooks/record.py" in settings
-    with FakeAnthropic(BASIC_SCENARIO, cwd=str(project)) as api:
-        run = run_claude(
-            BASIC_SCENARIO["prompt"],
-            project_dir=project,
-            home_dir=home,
-            base_url=api.base_url,
-            extra_env={"BC_HOME": str(bc_home)},
-        )
-    assert run.returncode == 0, run.stderr
+    run = play_basic(project, home, bc_home)
     wait_assembled(bc_home)
     exported = subprocess.run([bc_capture, "export"], env=env, capture_output=True, text=True)
     (rec,) = [json.loads(line) for line in exported.stdout.splitlines()]

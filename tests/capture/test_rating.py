@@ -15,7 +15,7 @@ from claude_bc.capture.capturer import quick_capture
 from claude_bc.capture.gates import gate
 from claude_bc.capture.rating import COMMAND_MARKER, command_text
 from claude_bc.capture.store import TraceStorage
-from tests.claude_code import BASIC_SCENARIO, make_basic_project, run_claude
+from tests.claude_code import make_basic_project, play_basic, run_claude
 from tests.conftest import REPO
 from tests.conftest import run_bc as run
 from tests.fake_anthropic import FakeAnthropic
@@ -199,15 +199,7 @@ def test_slash_command_rates_the_last_turn_from_inside_claude_code(tmp_path: Pat
     env = {**os.environ, "BC_HOME": str(bc_home), "HOME": str(home)}
     assert bc("install", "--project-dir", str(project), env=env).returncode == 0
     store = TraceStorage(bc_home / "traces")
-    with FakeAnthropic(BASIC_SCENARIO, cwd=str(project)) as api:
-        work = run_claude(
-            BASIC_SCENARIO["prompt"],
-            project_dir=project,
-            home_dir=home,
-            base_url=api.base_url,
-            extra_env={"BC_HOME": str(bc_home)},
-        )
-    assert work.returncode == 0, work.stderr
+    play_basic(project, home, bc_home)
     wait_for(lambda: store.count() == 1)
     (turn,) = store.load_traces()
 
