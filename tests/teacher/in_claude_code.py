@@ -416,7 +416,7 @@ def stage(
         timings: dict[str, float] = {}
         t0 = time.monotonic()
         try:
-            gguf = _exported(folder / "gguf", settings.gguf)
+            gguf = _exported(folder / "gguf", settings.gguf, model)
             if gguf is None:
                 if log:
                     log(f"in Claude Code, {name}: bc-train export {model}")
@@ -459,7 +459,13 @@ def _api_error(answer: str) -> bool:
     return answer.lstrip().startswith("API Error")
 
 
-def _exported(folder: Path, gguf: str) -> Path | None:
-    """The GGUF an earlier stage exported into ``folder`` (checked: fidelity.json), if any."""
+def _exported(folder: Path, gguf: str, model: Path) -> Path | None:
+    """The GGUF an earlier stage exported into ``folder`` (checked: fidelity.json), if any
+    and newer than every file of the model it came from (a retrained model is exported
+    again)."""
     path = folder / (f"{STEM}-f16.gguf" if gguf == "f16" else f"{STEM}.gguf")
-    return path if path.is_file() and (folder / "fidelity.json").is_file() else None
+    if not (path.is_file() and (folder / "fidelity.json").is_file()):
+        return None
+    files = [f for f in model.rglob("*") if f.is_file()] if model.is_dir() else []
+    newest = max((f.stat().st_mtime for f in files), default=0.0)
+    return path if path.stat().st_mtime > newest else None

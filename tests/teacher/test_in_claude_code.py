@@ -218,3 +218,22 @@ def test_claude_code_giving_up_on_a_model_that_never_stops_is_not_finished() -> 
     assert [t.content for t in turns] == ["blah blah"]
     _, runs = score("sft", "x", [_task()], {ref.user_prompt: (played, None, turns)})
     assert runs["finished"] == 0.0 and runs["api_error"] == 1.0
+
+
+def test_an_earlier_export_is_reused_only_while_the_model_is_unchanged(tmp_path: Path) -> None:
+    import os
+
+    from tests.teacher.in_claude_code import STEM, _exported
+
+    model, gguf = tmp_path / "rl", tmp_path / "gguf"
+    (model / "adapter").mkdir(parents=True)
+    (model / "adapter" / "adapter_model.safetensors").write_bytes(b"w")
+    gguf.mkdir()
+    assert _exported(gguf, "q4_k_m", model) is None  # nothing exported yet
+    (gguf / f"{STEM}.gguf").write_bytes(b"GGUF")
+    (gguf / "fidelity.json").write_text("{}")
+    assert _exported(gguf, "q4_k_m", model) == gguf / f"{STEM}.gguf"
+    # retrained after that export: export again
+    later = (gguf / f"{STEM}.gguf").stat().st_mtime + 10
+    os.utime(model / "adapter" / "adapter_model.safetensors", (later, later))
+    assert _exported(gguf, "q4_k_m", model) is None
