@@ -26,7 +26,10 @@ def locate(model: Path, base: str | None = None) -> tuple[list[Path], str]:
     """``(adapters to merge, oldest first; base model or the model folder itself)``.
 
     An RL output stands on its SFT run: its adapter was trained on the SFT-merged weights,
-    so both are merged, in order (``run.json``'s ``sft``), as eval and serve load it."""
+    so both are merged, in order (``run.json``'s ``sft``), as eval and serve load it. The
+    ``adapter/`` folder of a run stands for the run (its config names only the bare base)."""
+    if model.name == "adapter" and (model.parent / "run.json").is_file():
+        model = model.parent
     if (model / "adapter" / "adapter_config.json").is_file():
         if (model / "run.json").is_file():
             from claude_bc.training.policy import run_chain

@@ -133,6 +133,8 @@ def test_merge_of_an_rl_run_stacks_its_sft_adapter_under_it(
     (rl / "run.json").write_text(json.dumps({"base": str(tiny_model), "sft": str(sft_output)}))
 
     merged_dir = merge.merge(rl, tmp_path / "hf")
+    # naming the run's adapter/ folder is the same as naming the run
+    assert merge.locate(rl / "adapter") == merge.locate(rl)
 
     def with_adapters(*adapters: Path) -> Any:
         model: Any = AutoModelForCausalLM.from_pretrained(tiny_model)
