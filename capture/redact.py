@@ -70,6 +70,7 @@ from claude_bc.capture.secrets_rules import (
     entropy,
     find_all,
     gitleaks_rules_compiled,
+    global_allow,
     is_placeholder,
     literal_starts,
     start_positions,
@@ -1219,6 +1220,8 @@ class _AssignmentRule(_Rule):
 
 
 _HTTP_CLIENT_RE: Final = re.compile(r"\b(?:curl|wget|http|https|xh|ab|hey|git)\b")
+#: the next option of a command line (``--verbose``, ``--dry-run=1``), not a flag's value
+_NEXT_FLAG_RE: Final = re.compile(r"(?:--[A-Za-z][\w-]*(?:=.*)?|-[A-Za-z])$")
 
 
 class _CliFlagRule(_Rule):
@@ -1283,6 +1286,8 @@ class _CliFlagRule(_Rule):
         value = text[s:e]
         if _skippable(value):
             return None
+        if not m.group("q") and _NEXT_FLAG_RE.match(value):
+            return None  # ``--token --verbose``: the flag's value is missing, not a flag
         if not m.group("q") and _looks_like_code(value.rstrip(".,;:!?"), upper_name=False):
             return None  # ``password combination.`` is prose
         return s, e, CREDENTIAL
@@ -1817,6 +1822,8 @@ class Redactor:
         prefilter: bool | None = None,
     ) -> None:
         self._rules = _build_rules(extra)
+        # the same rule set as the rules: looking it up per value stats a file each time
+        self._allow = global_allow()
         self._keywords = KeywordIndex(
             k for r in self._rules if isinstance(r, _GitleaksRule) for k in r.rule.keywords
         )
@@ -1970,7 +1977,7 @@ class Redactor:
                 if (
                     kind != "private-key"
                     and not kind.startswith("anthropic")
-                    and is_placeholder(text[span[0] : span[1]])
+                    and is_placeholder(text[span[0] : span[1]], self._allow)
                 ):
                     continue
                 if marks and _cuts_marker(marks, span):

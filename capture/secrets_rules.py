@@ -35,6 +35,7 @@ __all__ = [
     "entropy",
     "find_all",
     "gitleaks_rules_compiled",
+    "global_allow",
     "is_placeholder",
     "literal_starts",
     "python_regex",
@@ -323,7 +324,7 @@ def _line_end(text: str, pos: int, lines: int, ceil: int) -> int:
 def gitleaks_rules_compiled() -> list[GitleaksRule]:
     """Every rule of the rule set in use (``capture.gitleaks_rules``: a gitleaks-format
     file, else betterleaks' embedded rules) whose pattern Python can compile."""
-    global_allow = _global_allow()
+    allow = global_allow()
     given = gitleaks_rules.global_filter()
     global_filter = compile_filter(given) if given else None
     out = []
@@ -331,7 +332,7 @@ def gitleaks_rules_compiled() -> list[GitleaksRule]:
         if spec["id"] in SKIPPED:
             continue
         try:
-            rule = GitleaksRule(spec, global_allow, global_filter)
+            rule = GitleaksRule(spec, allow, global_filter)
             rule.regex  # noqa: B018 - compile now: a failure leaves the rule out
         except re.error as exc:
             SKIPPED[spec["id"]] = f"pattern does not compile in Python: {exc}"
@@ -490,8 +491,9 @@ OWN_ALLOW_REGEXES: Final = (
 )
 
 
-def _global_allow() -> _Allow:
-    """Ours, with the rules file's global allowlist (regexes, stop words) when given."""
+def global_allow() -> _Allow:
+    """Ours, with the rules file's global allowlist (regexes, stop words) when given.
+    It looks for the rules file each call: hold on to it where values come in bulk."""
     file = gitleaks_rules.rules_file()
     return _allow_for(str(file) if file else None)
 
@@ -538,13 +540,14 @@ def _random_rest(value: str) -> bool:
     )
 
 
-def is_placeholder(value: str) -> bool:
+def is_placeholder(value: str, allow: _Allow | None = None) -> bool:
     """Whether a found value is a stand-in, not a secret: ``ghp_xxxxxxxx…``,
     ``AKIAXXXXXXXXXXXXXXXX``, ``sk_abcdefghijklmnop…``, ``…YOUR_TOKEN_HERE…``, ``$2``,
     ``[PASSWORD]``, a value cut short with ``...``, or one of gitleaks' global allowlist
     shapes.  A random secret has none of these (a run of 7 equal characters in a 40
     character base62 token: about 1 in 10^10), unless the rest of it, runs taken out,
-    is a random token of its own (``AAAAAAAAAAAAAAAAAAAAA`` + 80 random characters)."""
+    is a random token of its own (``AAAAAAAAAAAAAAAAAAAAA`` + 80 random characters).
+    ``allow``: the global allowlist to use (default: :func:`global_allow`, looked up now)."""
     v = value.strip().strip("\"'`")
     if len(v) < 2:
         return True
@@ -557,4 +560,4 @@ def is_placeholder(value: str) -> bool:
         return True
     if _PLACEHOLDER_WORD_RE.search(v):
         return True
-    return _global_allow().allows(v, v, v)
+    return (allow or global_allow()).allows(v, v, v)
