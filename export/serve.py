@@ -32,7 +32,7 @@ from claude_bc.capture.errors import BCError
 from claude_bc.export import httpguard
 from claude_bc.export import messages as chat
 from claude_bc.training.config import DEFAULT_SYSTEM
-from claude_bc.training.template import BOS, CHAT_TEMPLATE
+from claude_bc.training.template import BOS, CHAT_TEMPLATE, piece_ids
 
 JSON = dict[str, Any]
 Finish = Literal["end_turn", "max_tokens", "stop_sequence"]
@@ -139,8 +139,12 @@ class LocalModel:
         self.lock = threading.Lock()
 
     def tokens(self, prompt: chat.Prompt) -> list[int]:
-        text = render_chat(self.template, prompt.messages, prompt.tools)
-        return list(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+        return self._ids(render_chat(self.template, prompt.messages, prompt.tools))
+
+    def _ids(self, text: str) -> list[int]:
+        """Each assistant turn tokenized on its own, as in training (``piece_ids``)."""
+        encode = self.llm.tokenize
+        return piece_ids(lambda t: list(encode(t.encode(), add_bos=False, special=True)), text)[0]
 
     def _is_end(self, token: int) -> bool:
         import llama_cpp
@@ -210,8 +214,7 @@ class LocalModel:
     ) -> str:
         """The model's next turn after ``context`` as plain text (tool calls written out),
         for the A/B test."""
-        text = render_chat(self.template, context, tools)
-        tokens = self.llm.tokenize(text.encode(), add_bos=False, special=True)
+        tokens = self._ids(render_chat(self.template, context, tools))
         room = self.llm.n_ctx() - len(tokens)
         if room <= 0:
             return "(the prompt does not fit the model's context)"

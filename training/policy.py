@@ -32,7 +32,7 @@ from claude_bc.training.replay import (
     parse_turn,
     turns_from_messages,
 )
-from claude_bc.training.template import EOM, EOT, ParsedTurn
+from claude_bc.training.template import EOM, EOT, ParsedTurn, chat_ids
 
 Message = dict[str, Any]
 TOOL_OUTPUT_CHARS = 4000  # a replayed output longer than this keeps its head and tail
@@ -228,18 +228,12 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _prompt_ids(tokenizer: Any, task: Task) -> list[int]:
-    out = tokenizer.apply_chat_template(
-        task.prompt,
-        tools=task.tools or None,
-        add_generation_prompt=True,
-        tokenize=True,
-        return_dict=True,
-    )
-    return list(out["input_ids"])
+    return chat_ids(tokenizer, task.prompt, task.tools, add_generation_prompt=True)[0]
 
 
 def _tool_ids(tokenizer: Any, outputs: list[str]) -> list[int]:
-    """Replayed results as ``ipython`` turns, then the next assistant header."""
+    """Replayed results as ``ipython`` turns, then the next assistant header: tokenized
+    apart from the model's tokens before them, as training does (``template.piece_ids``)."""
     text = "".join(f"<|start_header_id|>ipython<|end_header_id|>\n\n{out}{EOT}" for out in outputs)
     text += "<|start_header_id|>assistant<|end_header_id|>\n\n"
     return list(tokenizer.encode(text, add_special_tokens=False))

@@ -20,7 +20,8 @@ What it does, in order (nothing is written until every input checked out):
 6. TRL ``SFTTrainer`` + PEFT LoRA (r 16, α 32, all linear projections); 4-bit NF4 QLoRA
    (double quantization, bf16 compute, ``prepare_model_for_kbit_training``) on CUDA, or
    anywhere bitsandbytes supports with ``quantization = "4bit"`` (CPU too); ``auto`` is
-   plain LoRA on CPU, where NF4 is ~13x slower; loss on assistant tokens only; checkpoints every
+   plain LoRA on CPU, where NF4 is ~13x slower; loss on assistant tokens only, each chat
+   tokenized as generation will see it (``template.piece_ids``); checkpoints every
    ``save_steps`` into ``<out>.partial/checkpoints``; ``--resume`` continues from the last;
 7. save the adapter (+ tokenizer with the template), ``metrics.json``, ``loss.png`` and
    ``run.json``, then rename ``<out>.partial`` to ``<out>``.
@@ -47,7 +48,7 @@ from claude_bc.training.model import (
     resolve_device,
     use_4bit,
 )
-from claude_bc.training.template import EOT
+from claude_bc.training.template import EOT, chat_ids
 
 
 def lora_config(s: SFTSettings, new_rows: list[int]) -> Any:
@@ -72,10 +73,7 @@ def refit(dataset: Any, tokenizer: Any, max_length: int) -> tuple[Any, int]:
     """Fit every chat to ``max_length`` with the real tokenizer; drop what cannot fit."""
 
     def count_chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-        out = tokenizer.apply_chat_template(
-            messages, tools=tools or None, tokenize=True, return_dict=True
-        )
-        return len(out["input_ids"])
+        return len(chat_ids(tokenizer, messages, tools)[0])
 
     def count_text(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False))
@@ -89,6 +87,22 @@ def refit(dataset: Any, tokenizer: Any, max_length: int) -> tuple[Any, int]:
         kept.append({**row, "messages": fitted[0]})
     columns = {k: [r[k] for r in kept] for k in dataset.features}
     return dataset.from_dict(columns, features=dataset.features), dropped
+
+
+def tokenized(dataset: Any, tokenizer: Any, assistant_only: bool) -> Any:
+    """The chats as ids (and the assistant mask TRL builds labels from), tokenized the way
+    generation sees them: TRL's own tokenization of the whole text differs at every
+    assistant header for a tokenizer like SmolLM2's (``template.piece_ids``)."""
+    columns: dict[str, list[list[int]]] = {"input_ids": [], "assistant_masks": []}
+    for row in dataset:
+        ids, mask = chat_ids(tokenizer, row["messages"], row["tools"])
+        if assistant_only and not any(mask):
+            raise BCError(f"sample {row.get('trace_id')}: no assistant turn to train on")
+        columns["input_ids"].append(ids)
+        columns["assistant_masks"].append(mask)
+    if not assistant_only:
+        del columns["assistant_masks"]  # every token trains
+    return dataset.from_dict(columns)
 
 
 # --- outputs ----------------------------------------------------------------------------
@@ -255,7 +269,7 @@ def _trainer(
         data_seed=s.seed,
         max_length=s.max_length,
         packing=s.packing,
-        assistant_only_loss=s.assistant_only_loss,
+        assistant_only_loss=False,  # the mask comes with the ids (tokenized)
         eos_token=EOT,  # the pad token is set on the tokenizer (load_tokenizer)
         use_cpu=device == "cpu",
         bf16=bf16,
@@ -270,8 +284,10 @@ def _trainer(
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
+        train_dataset=tokenized(train_ds, tokenizer, s.assistant_only_loss),
+        eval_dataset=None
+        if eval_ds is None
+        else tokenized(eval_ds, tokenizer, s.assistant_only_loss),
         processing_class=tokenizer,
         peft_config=lora_config(s, new_rows),
     )

@@ -28,6 +28,7 @@ Rendered shape (one call turn, then a result, then the answer)::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,66 @@ class ParsedTurn:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments"}
     errors: list[str] = field(default_factory=list)  # what after the tag was not a call, and why
     rejected: list[str] = field(default_factory=list)  # that text, as written
+
+
+ASSISTANT_HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+
+
+def turn_pieces(text: str) -> list[tuple[str, bool]]:
+    """A rendered chat cut where the model starts and stops writing: each assistant
+    turn's body, up to and including its ``<|eot_id|>`` (or ``<|eom_id|>``), is a piece of
+    its own (``True``); the text between them is the rest (``False``).
+
+    >>> turn_pieces("<u>" + ASSISTANT_HEADER + "Hi" + EOT + "<t>" + ASSISTANT_HEADER)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('<u><|start_header_id|>assistant<|end_header_id|>\\n\\n', False), ('Hi<|eot_id|>', True),
+     ('<t><|start_header_id|>assistant<|end_header_id|>\\n\\n', False)]
+    """
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    while (head := text.find(ASSISTANT_HEADER, pos)) >= 0:
+        start = head + len(ASSISTANT_HEADER)
+        out.append((text[pos:start], False))
+        ends = [i for i in (text.find(EOT, start), text.find(EOM, start)) if i >= 0]
+        # none: the generation prompt (nothing after it), or a turn cut off short
+        pos = min(ends) + len(EOT) if ends else len(text)  # EOT and EOM: the same length
+        out.append((text[start:pos], True))
+    out.append((text[pos:], False))
+    return [(piece, ours) for piece, ours in out if piece]
+
+
+def piece_ids(encode: Callable[[str], list[int]], text: str) -> tuple[list[int], list[int]]:
+    """A rendered chat's token ids, and a mask of the assistant turns' tokens, each piece of
+    :func:`turn_pieces` tokenized on its own.
+
+    Why not the whole text at once: a byte-level BPE such as SmolLM2's splits the header's
+    ``\\n\\n`` in two when a word follows it (``Ċ`` ``Ċ`` ``I``) but keeps it one token at
+    the end of a prompt (``ĊĊ``), which is where every generation starts: a model trained
+    on whole texts is then asked to write after a token it never saw there. Cut this way,
+    training sees exactly the ids that generation (``training.policy``, ``bc-train serve``)
+    feeds the model: the prompt up to the header, the model's own tokens, the tool results
+    and the next header. ``encode``: text → ids, special tokens parsed, none added."""
+    ids: list[int] = []
+    mask: list[int] = []
+    for piece, ours in turn_pieces(text):
+        got = encode(piece)
+        ids += got
+        mask += [int(ours)] * len(got)
+    return ids, mask
+
+
+def chat_ids(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    add_generation_prompt: bool = False,
+) -> tuple[list[int], list[int]]:
+    """A chat's ids and assistant mask as training and generation both use them
+    (:func:`piece_ids`), with a Hugging Face tokenizer and its chat template."""
+    text = tokenizer.apply_chat_template(
+        messages, tools=tools or None, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+    return piece_ids(lambda t: list(tokenizer.encode(t, add_special_tokens=False)), str(text))
 
 
 def render_call(name: str, arguments: dict[str, Any]) -> str:

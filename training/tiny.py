@@ -43,17 +43,23 @@ def _corpus() -> list[str]:
     return texts
 
 
-def build_tokenizer(out: Path) -> None:
-    """Train the byte-level BPE tokenizer and save it as a transformers fast tokenizer."""
+def build_tokenizer(out: Path, *, gpt2_split: bool = False) -> None:
+    """Train the byte-level BPE tokenizer and save it as a transformers fast tokenizer.
+    ``gpt2_split``: GPT-2's pre-tokenizer split instead of Llama 3's, as SmolLM2 has
+    (``\\n\\n`` before a word becomes two tokens there)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
+    tok.pre_tokenizer = (
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        if gpt2_split
+        else pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -76,14 +82,15 @@ def build_tokenizer(out: Path) -> None:
     fast.save_pretrained(out)
 
 
-def build_tiny(out: Path, *, seed: int = 0) -> Path:
-    """Write a tiny random ``LlamaForCausalLM`` + tokenizer to ``out`` (returns ``out``)."""
+def build_tiny(out: Path, *, seed: int = 0, gpt2_split: bool = False) -> Path:
+    """Write a tiny random ``LlamaForCausalLM`` + tokenizer to ``out`` (returns ``out``);
+    ``gpt2_split``: see :func:`build_tokenizer`."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    build_tokenizer(out)
+    build_tokenizer(out, gpt2_split=gpt2_split)
     tokenizer = AutoTokenizer.from_pretrained(out)
     vocab = -(-len(tokenizer) // 256) * 256  # rows padded to a multiple of 256 too
     config = LlamaConfig(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claude_bc.training.model import load_tokenizer
-from claude_bc.training.template import EOT, PYTHON_TAG, parse_tool_calls
+from claude_bc.training.template import EOT, PYTHON_TAG, chat_ids, parse_tool_calls, turn_pieces
 
 TOOLS = [
     {
@@ -112,6 +112,76 @@ def test_mask_covers_exactly_the_assistant_turns_token_by_token(tok: Any) -> Non
         if message["role"] != "assistant":
             assert message["content"] in unmasked
     assert "Reading first." not in unmasked and "pytest -q" not in unmasked
+
+
+@pytest.fixture(scope="module")
+def gpt2_tok(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A tokenizer that splits as SmolLM2's does (GPT-2's pre-tokenizer)."""
+    from claude_bc.training.tiny import build_tokenizer
+
+    out = tmp_path_factory.mktemp("gpt2-split")
+    build_tokenizer(out, gpt2_split=True)
+    return load_tokenizer(str(out))
+
+
+def generated_ids(tokenizer: Any, chat: list[dict[str, Any]]) -> list[int]:
+    """The ids generation feeds the model, turn by turn, if it wrote exactly ``chat``'s
+    assistant turns: the prompt up to the header, its own tokens, then the tool results
+    and the next header (``training.policy``)."""
+    from claude_bc.training.policy import Task, _prompt_ids, _tool_ids
+
+    first = next(i for i, m in enumerate(chat) if m["role"] == "assistant")
+    task: Any = Task("t", chat[:first], TOOLS, None)  # type: ignore[arg-type]
+    ids = _prompt_ids(tokenizer, task)
+    text = tokenizer.apply_chat_template(chat, tools=TOOLS, tokenize=False)
+    bodies = iter(piece for piece, ours in turn_pieces(text) if ours)
+    outputs: list[str] = []
+    for message in chat[first:]:
+        if message["role"] == "assistant":
+            if outputs:
+                ids += _tool_ids(tokenizer, outputs)
+                outputs = []
+            ids += tokenizer.encode(next(bodies), add_special_tokens=False)
+        else:
+            outputs.append(message["content"])
+    return ids
+
+
+@pytest.mark.parametrize("which", ["llama3 split", "gpt2 split"])
+def test_training_ids_are_the_ids_generation_feeds(which: str, tok: Any, gpt2_tok: Any) -> None:
+    tokenizer = tok if which == "llama3 split" else gpt2_tok
+    ids, mask = chat_ids(tokenizer, CHAT, TOOLS)
+    assert ids == generated_ids(tokenizer, CHAT)
+    whole = tokenizer.apply_chat_template(
+        CHAT, tools=TOOLS, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    if which == "gpt2 split":
+        # why chat_ids exists: tokenized whole, the header's "\n\n" is two tokens before a
+        # word, while a generation prompt ends with it as one
+        assert whole["input_ids"] != ids
+        prompt = tokenizer.apply_chat_template(CHAT[:2], tools=TOOLS, add_generation_prompt=True)
+        assert whole["input_ids"][: len(prompt)] != prompt
+    else:  # Llama 3's split keeps "\n\n" whole: the same ids either way
+        assert whole["input_ids"] == ids and whole["assistant_masks"] == mask
+    # the mask: exactly the assistant turns, each ending with <|eot_id|>
+    eot = tokenizer.convert_tokens_to_ids(EOT)
+    got = spans(ids, mask)
+    assert [tokenizer.decode(s) for s in got] == [
+        p
+        for p, ours in turn_pieces(tokenizer.apply_chat_template(CHAT, tools=TOOLS, tokenize=False))
+        if ours
+    ]
+    assert len(got) == 3 and all(s[-1] == eot for s in got)
+
+
+def test_turn_pieces_keep_every_character_in_order() -> None:
+    header = "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    text = f"sys{header}a<|eom_id|>tool{header}b{EOT}user{header}cut off"
+    pieces = turn_pieces(text)
+    assert "".join(p for p, _ in pieces) == text
+    assert [p for p, ours in pieces if ours] == ["a<|eom_id|>", f"b{EOT}", "cut off"]
+    assert turn_pieces(f"sys{header}") == [(f"sys{header}", False)]
+    assert turn_pieces("") == []
 
 
 def test_trl_accepts_the_template_for_assistant_only_loss(tok: Any) -> None:
