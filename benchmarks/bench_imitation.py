@@ -78,14 +78,18 @@ TOOLS = [
 # SFT at ~83 tokens/s, ~20 s a step): SFT is two thirds of a run's time, so the quick run
 # (~15 min, also what scripts/demo runs) trains 20 steps on 18 traces and evaluates the 6
 # reworded held-out tasks; the full one (~60 min) 80 steps on 300, 18 held-out tasks.
+# Tokens per turn, in eval, RL and Claude Code: the teacher's longest turn (a rename's two
+# parallel Edits) is 133 tokens in training and 141 held out (SmolLM2's tokenizer); a
+# smaller limit cuts the right answer off and scores it unparsable.
+TURN_TOKENS = 160
 SIZES: dict[str, dict[str, int]] = {
     "quick": {
         "train": 3, "heldout": 0, "sft_steps": 20, "rl_steps": 1,
-        "eval_turns": 6, "eval_tokens": 80, "cc_tasks": 3,
+        "eval_turns": 6, "eval_tokens": TURN_TOKENS, "cc_tasks": 3,
     },
     "full": {
         "train": 50, "heldout": 2, "sft_steps": 80, "rl_steps": 4,
-        "eval_turns": 8, "eval_tokens": 96, "cc_tasks": 0,
+        "eval_turns": 8, "eval_tokens": TURN_TOKENS, "cc_tasks": 0,
     },
 }  # fmt: skip
 CC_MODELS = {"quick": "sft", "full": "base,sft,rl"}  # played in Claude Code by default
@@ -212,7 +216,8 @@ def config_text(size: dict[str, int], tools: Path, checkpoints: int = 1) -> str:
         f"save_total_limit = {checkpoints}\n\n"
         "[rl]\n"
         f"max_steps = {size['rl_steps']}\n"
-        "num_generations = 4\nmax_turns = 6\nmax_new_tokens = 96\nmax_completion_length = 1536\n"
+        f"num_generations = 4\nmax_turns = 6\nmax_new_tokens = {TURN_TOKENS}\n"
+        "max_completion_length = 1536\n"
         "learning_rate = 2e-5\nbeta = 0.04\ntemperature = 0.8\n"
         f"eval_steps = {max(1, size['rl_steps'])}\nsave_steps = {max(1, size['rl_steps'])}\n"
         "eval_samples = 6\n"
@@ -237,7 +242,7 @@ def main() -> int:
         help=f"only these task families, comma-separated (default: all of {','.join(FAMILIES)})",
     )
     ap.add_argument("--eval-turns", type=int, help="assistant turns per episode (8; quick 6)")
-    ap.add_argument("--eval-tokens", type=int, help="new tokens per turn (96; quick 80)")
+    ap.add_argument("--eval-tokens", type=int, help=f"new tokens per turn ({TURN_TOKENS})")
     ap.add_argument(
         "--curve-steps", action="store_true", help="also eval SFT's checkpoints (4 per run)"
     )
@@ -258,7 +263,7 @@ def main() -> int:
     )
     cc.add_argument("--cc-max-turns", type=int, default=8, help="Claude Code --max-turns")
     cc.add_argument("--cc-timeout", type=float, default=150, help="seconds per task")
-    cc.add_argument("--cc-max-tokens", type=int, default=128, help="tokens per reply")
+    cc.add_argument("--cc-max-tokens", type=int, default=TURN_TOKENS, help="tokens per reply")
     cc.add_argument("--cc-tasks", type=int, help="only N held-out tasks, spread over the split")
     cc.add_argument(
         "--cc-rollout",

@@ -55,7 +55,7 @@ STEM = "llama-claude-bc-v1"
 class Settings:
     max_turns: int = 8  # Claude Code's --max-turns (assistant turns per task)
     task_timeout_s: float = 180.0  # wall clock per task; the process group is killed after
-    max_tokens: int = 128  # bc-train serve --max-tokens (per reply; a teacher turn is short)
+    max_tokens: int = 160  # bc-train serve --max-tokens (per reply; the longest teacher turn: 141)
     ctx: int = 8192  # bc-train serve --ctx
     temperature: float = 0.0  # bc-train serve --temperature (Claude Code sends none): greedy
     system: str = "training"  # bc-train serve --system
