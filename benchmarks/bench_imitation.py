@@ -266,6 +266,12 @@ def main() -> int:
     cc.add_argument("--cc-max-tokens", type=int, default=TURN_TOKENS, help="tokens per reply")
     cc.add_argument("--cc-tasks", type=int, help="only N held-out tasks, spread over the split")
     cc.add_argument(
+        "--cc-gguf",
+        choices=("q4_k_m", "f16"),
+        default="q4_k_m",
+        help="which export Claude Code plays: the q4_k_m that ships, or f16 to compare",
+    )
+    cc.add_argument(
         "--cc-rollout",
         action="store_true",
         help="Claude Code goes through `bc-capture proxy --rollout 100 --local` to the model",
@@ -493,6 +499,7 @@ def cc_settings(args: argparse.Namespace, work: Path) -> Settings:
         max_tokens=args.cc_max_tokens,
         tool_schemas=tools if tools.is_file() else None,
         rollout=args.cc_rollout,
+        gguf=args.cc_gguf,
     )
 
 
@@ -525,7 +532,8 @@ def in_claude_code(
 
     wanted = args.cc_models or CC_MODELS["quick" if args.quick else "full"]
     models = cc_models(work, wanted)
-    out = work / "claude_code"
+    # another quantization plays in a folder of its own, beside the shipped one's results
+    out = work / ("claude_code" if settings.gguf == "q4_k_m" else f"claude_code-{settings.gguf}")
     results = stage(
         models, work / "dataset", work / "repos.json", out, settings, log, args.cc_tasks
     )
