@@ -129,7 +129,8 @@ def to_chat(
     With ``training_system`` set, the request's system prompt is replaced by it, tool
     schemas are compacted and Claude Code's injected reminders are dropped, exactly as
     ``bc-train dataset`` does for training chats; ``schemas`` (by tool name) then stand in
-    for the request's own, as the dataset's ``tool_schemas`` did in training.
+    for the request's own, as the dataset's ``tool_schemas`` did in training, and in their
+    order (tools they lack follow, in the request's order).
     """
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
@@ -151,13 +152,22 @@ def to_chat(
                 messages.append({"role": "system", "content": _text_of(blocks, False)})
         else:
             messages.extend(_user(blocks, names, training))
+    sent = [
+        t
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and "input_schema" in t
+    ]
+    if training and schemas:
+        # in the order training listed them (Claude Code sends its own): the system turn
+        # the model learnt from lists the tools in that order, and a small model notices
+        rank = {name: i for i, name in enumerate(schemas)}
+        sent.sort(key=lambda t: rank.get(t["name"], len(rank)))
     tools = [
         to_hf_tool(
             dict((schemas or {}).get(t["name"], t)) if training else t,
             "compact" if training else "full",
         )
-        for t in body.get("tools") or []
-        if isinstance(t, dict) and isinstance(t.get("name"), str) and "input_schema" in t
+        for t in sent
     ]
     return Prompt(messages, tools)
 

@@ -230,6 +230,14 @@ def test_requests_render_as_the_training_chats() -> None:
     trained = chat.to_chat(body, DEFAULT_SYSTEM, {"Read": short})
     assert trained.tools == [to_hf_tool(short, "compact")] != prompt.tools
     assert chat.to_chat(body, None, {"Read": short}).tools == [to_hf_tool(READ, "full")]
+    # and in the order training listed them, whatever order Claude Code sends
+    glob = {"name": "Glob", "description": "Find files.", "input_schema": {"type": "object"}}
+    sent = {**body, "tools": [BASH, glob, READ]}
+    order = {"Read": short, "Bash": BASH}
+    names = [t["function"]["name"] for t in chat.to_chat(sent, DEFAULT_SYSTEM, order).tools]
+    assert names == ["Read", "Bash", "Glob"]
+    as_is = [t["function"]["name"] for t in chat.to_chat(sent, None, order).tools]
+    assert as_is == ["Bash", "Glob", "Read"]
     as_sent = chat.to_chat(body)
     assert as_sent.messages[0]["content"] == "Claude Code's long system prompt"
     assert "CLAUDE.md" in as_sent.messages[1]["content"]
