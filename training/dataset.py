@@ -289,13 +289,15 @@ def tokenizer_counters(name: str) -> tuple[ChatCounter, TextCounter]:
     """Exact counters from a transformers tokenizer rendered with our chat template."""
     from claude_bc.training.model import load_tokenizer
 
-    tok = load_tokenizer(name)
+    return counters(load_tokenizer(name))
+
+
+def counters(tok: Any) -> tuple[ChatCounter, TextCounter]:
+    """Token counters of a loaded tokenizer, chats counted as SFT tokenizes them."""
+    from claude_bc.training.template import chat_ids
 
     def count_chat(messages: list[Message], tools: list[dict[str, Any]]) -> int:
-        ids = tok.apply_chat_template(
-            messages, tools=tools or None, tokenize=True, return_dict=True
-        )["input_ids"]
-        return len(ids)
+        return len(chat_ids(tok, messages, tools)[0])
 
     def count_text(text: str) -> int:
         return len(tok.encode(text, add_special_tokens=False))

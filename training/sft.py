@@ -38,7 +38,7 @@ from typing import Any
 
 from claude_bc.capture.errors import BCError
 from claude_bc.training.config import SFTSettings
-from claude_bc.training.dataset import fit, load_split
+from claude_bc.training.dataset import counters, fit, load_split
 from claude_bc.training.model import (
     Base,
     load_model,
@@ -72,12 +72,7 @@ def lora_config(s: SFTSettings, new_rows: list[int]) -> Any:
 def refit(dataset: Any, tokenizer: Any, max_length: int) -> tuple[Any, int]:
     """Fit every chat to ``max_length`` with the real tokenizer; drop what cannot fit."""
 
-    def count_chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-        return len(chat_ids(tokenizer, messages, tools)[0])
-
-    def count_text(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
-
+    count_chat, count_text = counters(tokenizer)
     kept, dropped = [], 0
     for row in dataset:
         fitted = fit(row["messages"], row["tools"], max_length, count_chat, count_text, 32)

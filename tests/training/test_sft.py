@@ -103,6 +103,23 @@ def test_trl_trains_the_ids_generation_feeds_and_only_the_assistant_tokens(
     assert sum(mask) > 20
 
 
+def test_a_chat_with_no_assistant_turn_is_one_clear_error(tiny_model: Path) -> None:
+    from datasets import Dataset
+
+    from claude_bc.capture.errors import BCError
+    from claude_bc.training import model as models
+    from claude_bc.training import sft
+
+    tok = models.load_tokenizer(str(tiny_model))
+    rows = Dataset.from_list(
+        [{"trace_id": "t1", "messages": [{"role": "user", "content": "hi"}], "tools": []}]
+    )
+    with pytest.raises(BCError, match="t1: no assistant turn"):
+        sft.tokenized(rows, tok, assistant_only=True)
+    # with the loss on every token, the same chat trains as it is
+    assert sft.tokenized(rows, tok, assistant_only=False).column_names == ["input_ids"]
+
+
 def test_sft_learns_and_writes_adapter_curves_and_metrics(
     tiny_model: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
